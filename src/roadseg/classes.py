@@ -1,0 +1,82 @@
+"""Class tables (names, colours, ignore id) for the datasets roadseg knows.
+
+Usage: ``table = class_table("carla"); table.names[7] == "Road"``
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CARLA_NAMES = [
+    "Unlabeled", "Building", "Fence", "Other", "Pedestrian", "Pole", "RoadLine", "Road",
+    "SideWalk", "Vegetation", "Vehicles", "Wall", "TrafficSign", "Sky", "Ground", "Bridge",
+    "RailTrack", "GuardRail", "TrafficLight", "Static", "Dynamic", "Water", "Terrain",
+]
+# CARLA's own CityScapesPalette colours for these ids.
+CARLA_COLORS = [
+    (0, 0, 0), (70, 70, 70), (100, 40, 40), (55, 90, 80), (220, 20, 60), (153, 153, 153),
+    (157, 234, 50), (128, 64, 128), (244, 35, 232), (107, 142, 35), (0, 0, 142),
+    (102, 102, 156), (220, 220, 0), (70, 130, 180), (81, 0, 81), (150, 100, 100),
+    (230, 150, 140), (180, 165, 180), (250, 170, 30), (110, 190, 160), (170, 120, 50),
+    (45, 60, 150), (145, 170, 100),
+]
+CAMVID_NAMES = [
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+    "Pedestrian", "Bicyclist",
+]
+CAMVID_COLORS = [
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+    (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+]
+IGNORE_COLOR = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Names and colours of the classes a model predicts, plus the id that is ignored (or None)."""
+
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    ignore_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def palette(self) -> np.ndarray:
+        """A 256x3 uint8 lookup table from id to colour (ids past the table are black)."""
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: self.num_classes] = np.asarray(self.colors, dtype=np.uint8)
+        return lut
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "colors": [list(c) for c in self.colors],
+                "ignore_index": self.ignore_index}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassTable":
+        return cls(list(d["names"]), [tuple(c) for c in d["colors"]], d.get("ignore_index"))
+
+
+def generic_table(num_classes: int, ignore_index: int | None = None) -> ClassTable:
+    """Names class_0.. and distinct colours for a dataset without a known table."""
+    rng = np.random.default_rng(12345)
+    colors = [tuple(int(v) for v in rng.integers(30, 256, 3)) for _ in range(num_classes)]
+    return ClassTable([f"class_{i}" for i in range(num_classes)], colors, ignore_index)
+
+
+def class_table(fmt: str, num_classes: int | None = None, ignore_index: int | None = None) -> ClassTable:
+    """The class table for a dataset format ('carla', 'camvid' or 'generic')."""
+    if fmt == "carla":
+        n = num_classes or len(CARLA_NAMES)
+        if n > len(CARLA_NAMES):
+            return generic_table(n, ignore_index)
+        return ClassTable(CARLA_NAMES[:n], CARLA_COLORS[:n], ignore_index)
+    if fmt == "camvid":
+        return ClassTable(list(CAMVID_NAMES), list(CAMVID_COLORS),
+                          len(CAMVID_NAMES) if ignore_index is None else ignore_index)
+    if num_classes is None:
+        raise ValueError("a generic dataset needs num_classes")
+    return generic_table(num_classes, ignore_index)

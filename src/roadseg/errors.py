@@ -1,0 +1,27 @@
+"""User-facing errors: one line that names the file, the problem and what to do.
+
+Usage: ``raise InputError(path, "is not a PNG image", "re-export it as PNG")``
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RoadsegError(Exception):
+    """An error the command line prints as one line and exits with status 2."""
+
+    exit_code = 2
+
+
+class InputError(RoadsegError):
+    """Bad input: names the offending file or folder, what is wrong and how to fix it."""
+
+    def __init__(self, path: str | Path | None, problem: str, fix: str = "") -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}: " if self.path else ""
+        message = f"{where}{problem}"
+        if fix:
+            message += f"; {fix}"
+        super().__init__(message)

@@ -1,0 +1,66 @@
+"""Figures: training curves, and the notebook's image | true mask | predicted mask comparison.
+
+Usage: ``plot_curves(history, "runs/x/curves.png"); compare_figure(rgb, truth, pred, table, "cmp.png")``
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .classes import ClassTable  # noqa: E402
+from .imageio import atomic_write  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+    return out
+
+
+def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Loss, pixel accuracy and mean IoU per epoch, train and val."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    epochs = [row["epoch"] for row in history]
+    for ax, key, title in zip(axes, ("loss", "pixel_accuracy", "mean_iou"), ("loss", "pixel accuracy", "mean IoU")):
+        for split in ("train", "val"):
+            values = [row.get(f"{split}_{key}") for row in history]
+            if any(v is not None and v == v for v in values):
+                ax.plot(epochs, values, marker="o", ms=3, label=split)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def colorize(mask: np.ndarray, table: ClassTable) -> np.ndarray:
+    """HxW ids -> HxWx3 uint8 colours."""
+    return table.palette()[mask]
+
+
+def compare_figure(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, table: ClassTable,
+                   path: str | Path, title: str = "") -> Path:
+    """The notebook's figure: input image, true mask, predicted mask, with a legend of class colours."""
+    panels = [("Input Image", image)]
+    if truth is not None:
+        panels.append(("True Mask", colorize(truth, table)))
+    panels.append(("Predicted Mask", colorize(pred, table)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4))
+    for ax, (name, img) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(img)
+        ax.set_title(name)
+        ax.axis("off")
+    present = np.unique(np.concatenate([pred.ravel()] + ([truth.ravel()] if truth is not None else [])))
+    handles = [Patch(color=np.asarray(table.colors[i]) / 255, label=table.names[i])
+               for i in present if i < table.num_classes]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.subplots_adjust(bottom=0.16)
+    return _save(fig, path)

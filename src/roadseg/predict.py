@@ -1,0 +1,138 @@
+"""Prediction with a trained checkpoint: id masks at the input's own resolution, colour masks,
+overlays and the notebook's comparison figures.
+
+Usage::
+
+    predictor = Predictor.from_checkpoint("runs/demo/train/best.pt")
+    ids = predictor.predict(rgb_uint8)               # HxW uint8, same size as the input
+    predict_files(predictor, ["frames/"], "out/", overlay=True)
+"""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .checkpoint import build_model, class_table_of, load_checkpoint
+from .classes import ClassTable
+from .data import Pair, check_size, load_pair, resize_image, to_tensor
+from .device import autocast, pick_device
+from .errors import InputError
+from .imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
+from .plots import colorize, compare_figure
+
+
+class Predictor:
+    """A model, its class table and its input size; turns uint8 RGB frames into id masks."""
+
+    def __init__(self, model: torch.nn.Module, table: ClassTable, size: tuple[int, int],
+                 resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None) -> None:
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.table, self.size, self.resize = table, tuple(size), resize
+        self.meta = meta or {}
+
+    @classmethod
+    def from_checkpoint(cls, name: str | Path, device: str = "auto",
+                        size: tuple[int, int] | None = None) -> "Predictor":
+        """Load a checkpoint path or shipped model name; `size` overrides the trained input size."""
+        ckpt = load_checkpoint(name)
+        model = build_model(ckpt)
+        size = tuple(size or ckpt["input"]["size"])
+        check_size(size, model.size_multiple)
+        return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt)
+
+    @torch.no_grad()
+    def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits for uint8 NxHxWx3 frames already at the model size; upsampled to `out_size` if given."""
+        x = to_tensor(images).to(self.device)
+        with autocast(self.device):
+            logits = self.model(x).float()
+        if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
+            logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        return logits
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 RGB -> HxW uint8 class ids at the same resolution."""
+        small = resize_image(image, self.size, self.resize)
+        return self.logits(small[None], image.shape[:2]).argmax(1)[0].cpu().numpy().astype(np.uint8)
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Several frames (any sizes) -> their id masks."""
+        small = np.stack([resize_image(im, self.size, self.resize) for im in images])
+        logits = self.logits(small)
+        out = []
+        for i, image in enumerate(images):
+            up = F.interpolate(logits[i:i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)
+            out.append(up.argmax(1)[0].cpu().numpy().astype(np.uint8))
+        return out
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files, folders (their images) and glob patterns -> a sorted list of image paths."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+            if not found:
+                raise InputError(p, "folder holds no PNG or JPEG images", "point at a folder of frames")
+            paths += found
+        elif p.exists():
+            paths.append(p)
+        elif any(c in item for c in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            if not matched:
+                raise InputError(item, "pattern matches no files", "check the pattern")
+            paths += matched
+        else:
+            raise InputError(p, "file not found", "check the path")
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems and stems[p.stem] != p:
+            raise InputError(p, f"has the same name as {stems[p.stem]}; outputs would collide",
+                             "predict them into separate --out folders")
+        stems[p.stem] = p
+    return list(dict.fromkeys(paths))
+
+
+def overlay(image: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend an image with its colour mask."""
+    return (image.astype(np.float32) * (1 - alpha) + colors.astype(np.float32) * alpha).round().astype(np.uint8)
+
+
+def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
+                  with_overlay: bool = False) -> list[Path]:
+    """Write <stem>.png (ids), <stem>_color.png and optionally <stem>_overlay.png for every input.
+
+    All inputs are decoded and checked before anything is written."""
+    paths = expand_inputs(inputs)
+    for p in paths:
+        read_image(p)  # validate every input first: a bad file stops the run before any output
+    out = Path(out)
+    written = []
+    for p in paths:
+        image = read_image(p)
+        ids = predictor.predict(image)
+        colors = colorize(ids, predictor.table)
+        written.append(atomic_save_png(ids, out / f"{p.stem}.png"))
+        written.append(atomic_save_png(colors, out / f"{p.stem}_color.png"))
+        if with_overlay:
+            written.append(atomic_save_png(overlay(image, colors), out / f"{p.stem}_overlay.png"))
+    return written
+
+
+def compare_pairs(predictor: Predictor, pairs: Sequence[Pair], out: str | Path) -> list[Path]:
+    """The notebook's figure (image | true mask | predicted mask) for each pair, at the model size."""
+    samples = [load_pair(pair, predictor.size, predictor.resize) for pair in pairs]
+    out = Path(out)
+    written = []
+    for pair, (image, truth) in zip(pairs, samples):
+        pred = predictor.logits(image[None]).argmax(1)[0].cpu().numpy().astype(np.uint8)
+        written.append(compare_figure(image, truth, pred, predictor.table, out / f"{pair.stem}_compare.png",
+                                      title=pair.stem))
+    return written

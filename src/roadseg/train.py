@@ -1,0 +1,260 @@
+"""Training: Adam + cross-entropy on cached samples, validation every epoch, atomic checkpoints,
+metrics.csv, curves.png and exact resume.
+
+Usage::
+
+    cfg = TrainConfig(data="data", out="runs/x", epochs=5)
+    run_dir = train(cfg)                 # or train(cfg, resume=True) to continue runs/x
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .classes import ClassTable, class_table
+from .config import TrainConfig
+from .data import Layout, SampleCache, check_ids, check_size, discover, parse_size, split_pairs
+from .device import amp_dtype, autocast, pick_device
+from .errors import InputError, RoadsegError
+from .imageio import atomic_write
+from .losses import make_loss
+from .metrics import ConfusionMatrix
+from .model import UNet, count_parameters
+from .plots import plot_curves
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_pixel_accuracy", "train_mean_iou", "val_loss",
+                  "val_pixel_accuracy", "val_mean_iou", "lr", "seconds"]
+
+
+@dataclass
+class PreparedData:
+    """Decoded, validated train and val samples with the class table they use."""
+
+    layout: Layout
+    table: ClassTable
+    size: tuple[int, int]
+    train: SampleCache
+    val: SampleCache
+
+
+def resolve_ignore(value: int | str | None, fmt: str) -> int | None:
+    """'auto' -> 11 for CamVid, none otherwise; 'none'/None -> None; a number -> that id."""
+    if value == "auto":
+        return 11 if fmt == "camvid" else None
+    if value is None or str(value).lower() in ("none", "null", ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(None, f"ignore_index '{value}' is not a number", "use an id, none or auto") from None
+
+
+def prepare_data(cfg: TrainConfig) -> PreparedData:
+    """Discover, split, decode and validate the dataset; nothing is written."""
+    size = parse_size(cfg.size)
+    check_size(size, 2 ** (cfg.depth - 1))
+    layout = discover(cfg.data, cfg.format)
+    train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
+    ignore = resolve_ignore(cfg.ignore_index, layout.format)
+    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=cfg.progress)
+    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=cfg.progress)
+    num_classes = cfg.num_classes
+    if num_classes is None and layout.format == "generic":
+        num_classes = max(train.max_id(ignore), val.max_id(ignore) if len(val) else 0) + 1
+    table = class_table(layout.format, num_classes, ignore)
+    for cache in (train, val):
+        for i, pair in enumerate(cache.pairs):
+            check_ids(cache.masks[i].numpy(), pair.mask, table.num_classes, ignore)
+    return PreparedData(layout, table, size, train, val)
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to overwrite an existing run unless asked to; create the folder."""
+    if resume:
+        if not (out / "last.pt").exists():
+            raise InputError(out / "last.pt", "not found, nothing to resume", "start a new run without --resume")
+        return
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(out, "run folder already exists and is not empty",
+                             "pass --overwrite to replace it, --resume to continue it, or choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a function of seed and epoch only, so resume repeats it."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class Trainer:
+    """Holds the model, optimizer and history of one run; `fit()` trains to `cfg.epochs`."""
+
+    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path) -> None:
+        self.cfg, self.data, self.out = cfg, data, out
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.model = UNet(3, data.table.num_classes, cfg.base_filters, cfg.depth, cfg.dropout, cfg.batch_norm)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.loss_fn = make_loss(cfg.loss, data.table.ignore_index)
+        use_scaler = cfg.amp and amp_dtype(self.device) == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_miou = -math.inf
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self, with_optimizer: bool = True) -> dict[str, Any]:
+        table = self.data.table
+        state: dict[str, Any] = {
+            "model": {"settings": dict(self.model.settings),
+                      "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                      "parameters": count_parameters(self.model)},
+            "classes": table.to_dict(),
+            "input": {"size": list(self.data.size), "resize": self.cfg.resize, "channels": "RGB",
+                      "range": [0.0, 1.0]},
+            "data": {"root": str(self.data.layout.root), "format": self.data.layout.format,
+                     "val_fraction": self.cfg.val_fraction, "seed": self.cfg.seed,
+                     "train_images": len(self.data.train), "val_images": len(self.data.val)},
+            "training": {"epoch": self.epoch, "history": list(self.history), "config": self.cfg.to_dict(),
+                         "best_val_mean_iou": self.best_miou if self.best_miou > -math.inf else None,
+                         "metrics": self.history[-1] if self.history else {}},
+        }
+        if with_optimizer:
+            state["optimizer"] = self.optimizer.state_dict()
+            state["scaler"] = self.scaler.state_dict()
+            state["rng"] = {"torch": torch.get_rng_state()}
+            if self.device.type == "cuda":
+                state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"]["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        self.epoch = int(ckpt["training"]["epoch"])
+        self.history = list(ckpt["training"]["history"])
+        best = ckpt["training"].get("best_val_mean_iou")
+        self.best_miou = -math.inf if best is None else float(best)
+
+    # ---- one pass ----------------------------------------------------------------------------
+    def _run_epoch(self, cache: SampleCache, train: bool) -> dict[str, float]:
+        model, cfg = self.model, self.cfg
+        model.train(train)
+        n = len(cache)
+        order = _epoch_order(n, cfg.seed, self.epoch) if train else torch.arange(n)
+        cm = ConfusionMatrix(self.data.table.num_classes, self.data.table.ignore_index)
+        total_loss, total_count = 0.0, 0
+        batches = range(0, n, cfg.batch_size)
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+            desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
+            bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+        for step, start in enumerate(batches):
+            images, masks = cache.batch(order[start:start + cfg.batch_size])
+            images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
+                logits = model(images)
+                loss = self.loss_fn(logits, masks)
+            if not torch.isfinite(loss):
+                raise RoadsegError(
+                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}; "
+                    f"last good checkpoint kept in {self.out}; likely causes: learning rate too high "
+                    f"(--lr {cfg.lr}) or bad labels (run `roadseg check`)")
+            if train:
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            total_loss += loss.item() * len(images)
+            total_count += len(images)
+            cm.update(logits.detach().argmax(1), masks)
+            if bar is not None:
+                bar.update(len(images))
+                bar.set_postfix(loss=f"{total_loss / total_count:.4f}")
+        if bar is not None:
+            bar.close()
+        scores = cm.compute()
+        return {"loss": total_loss / max(total_count, 1), "pixel_accuracy": scores["pixel_accuracy"],
+                "mean_iou": scores["mean_iou"]}
+
+    # ---- outputs -----------------------------------------------------------------------------
+    def _write_metrics(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write(self.out / "metrics.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+
+    def fit(self) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            train_scores = self._run_epoch(self.data.train, train=True)
+            with torch.no_grad():
+                val_scores = self._run_epoch(self.data.val, train=False) if len(self.data.val) else {}
+            self.epoch += 1
+            row: dict[str, Any] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update({f"train_{k}": v for k, v in train_scores.items()})
+            row.update({f"val_{k}": v for k, v in val_scores.items()})
+            row["seconds"] = round(time.perf_counter() - t0, 2)
+            self.history.append(row)
+            score = val_scores.get("mean_iou", train_scores["mean_iou"])
+            improved = score > self.best_miou
+            if improved:
+                self.best_miou = score
+            save_checkpoint(self.state(), self.out / "last.pt")
+            if improved:
+                save_checkpoint(self.state(with_optimizer=False), self.out / "best.pt")
+            self._write_metrics()
+            plot_curves(self.history, self.out / "curves.png")
+            if cfg.progress:
+                print(format_row(row), flush=True)
+        return self.history
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One line of epoch results."""
+    parts = [f"epoch {row['epoch']}"]
+    for key in METRIC_COLUMNS[1:7]:
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train a U-Net as `cfg` says; returns the run folder. With `resume`, continue from RUN/last.pt."""
+    out = Path(cfg.out)
+    ckpt = None
+    if resume:
+        prepare_run_dir(out, resume=True, overwrite=False)
+        ckpt = load_checkpoint(out / "last.pt")
+    data = prepare_data(cfg)
+    if not resume:
+        prepare_run_dir(out, resume=False, overwrite=overwrite)
+    trainer = Trainer(cfg, data, out)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    cfg.save(out / "config.yaml")
+    trainer.fit()
+    return out
