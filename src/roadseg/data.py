@@ -126,8 +126,12 @@ def discover(root: str | Path, fmt: str = "auto") -> Layout:
         fmt = detect_format(root)
     if fmt not in FORMATS:
         raise InputError(None, f"unknown dataset format '{fmt}'", f"use one of {', '.join(FORMATS)} or auto")
+    folders = LAYOUT_FOLDERS[fmt]
+    if not any((root / img).is_dir() or (root / msk).is_dir() for img, msk in folders.values()):
+        expected = " or ".join(f"{img}/ + {msk}/" for img, msk in folders.values())
+        raise InputError(root, f"has no {fmt} folders", f"expected {expected}")
     splits = {}
-    for split, (img, msk) in LAYOUT_FOLDERS[fmt].items():
+    for split, (img, msk) in folders.items():
         if (root / img).is_dir() or (root / msk).is_dir():
             for sub in (img, msk):
                 if not (root / sub).is_dir():
@@ -209,6 +213,8 @@ def load_pair(pair: Pair, size: tuple[int, int] | None, resize: str = "bilinear"
 
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 NxHxWx3 (or HxWx3) -> float NCHW (or CHW) in [0, 1]."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()
     t = torch.as_tensor(images)
     t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(2, 0, 1)
     return t.float().div_(255.0)
@@ -229,7 +235,7 @@ class SampleCache:
         items: Iterable = enumerate(pairs)
         if progress:
             from tqdm import tqdm
-            items = tqdm(items, total=len(pairs), desc="decode", unit="img", leave=False)
+            items = tqdm(items, total=len(pairs), desc="decode", unit="img", leave=False, disable=None)
         for i, pair in items:
             image, mask = load_pair(pair, size, resize)
             if num_classes is not None:

@@ -333,7 +333,7 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int] = (480, 640
     items = range(count)
     if progress:
         from tqdm import tqdm
-        items = tqdm(items, desc="synth", unit="frame", leave=False)
+        items = tqdm(items, desc="synth", unit="frame", leave=False, disable=None)
     for i in items:
         rng = np.random.default_rng([seed, i])
         rgb, ids = render_scene(rng, size)

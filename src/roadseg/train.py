@@ -167,7 +167,7 @@ class Trainer:
         if cfg.progress:
             from tqdm import tqdm
             desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
-            bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+            bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
         for step, start in enumerate(batches):
             images, masks = cache.batch(order[start:start + cfg.batch_size])
             images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)

@@ -1,0 +1,169 @@
+"""The `roadseg` command line: synth, train, evaluate, predict, info, demo.
+
+Usage: ``roadseg train --data data --out runs/x --epochs 40``  (``roadseg COMMAND --help`` for each)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import RoadsegError
+
+FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset folder (CARLA, CamVid or generic layout)")
+    p.add_argument("--out", help="run folder to write (default runs/train)")
+    p.add_argument("--config", help="YAML file of settings; flags override it")
+    p.add_argument("--format", choices=FORMAT_CHOICES)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--size", help="network input HEIGHTxWIDTH (default 96x128)")
+    p.add_argument("--resize", choices=["bilinear", "nearest"], help="image resize filter (masks: nearest)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-fraction", type=float, help="held-out share when the layout has no val split")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--ignore-index", help="mask id left out of loss and metrics: a number, none or auto")
+    p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
+    p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--loss", choices=["ce"])
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision on CUDA")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roadseg", description="Road-scene segmentation with a U-Net.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write synthetic CARLA-format scenes")
+    p.add_argument("out")
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--size", default="480x640", help="HEIGHTxWIDTH of the frames (CARLA: 480x640)")
+    p.add_argument("--seed", type=int, default=0)
+
+    _add_train_args(sub.add_parser("train", help="train a U-Net"))
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a dataset")
+    p.add_argument("--model", required=True, help="checkpoint path or shipped model name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
+    p.add_argument("--split", default="val", help="val, test, train or all")
+    p.add_argument("--size", help="network input size (default: the checkpoint's)")
+    p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", help="write the scores as JSON here")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("predict", help="segment frames")
+    p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overlay", action="store_true", help="also write image/colour blends")
+    p.add_argument("--compare", metavar="DATA", help="write image | true | predicted figures for DATA's frames")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
+    p.add_argument("--split", default="val", help="split of --compare DATA")
+    p.add_argument("--limit", type=int, default=8, help="frames of --compare DATA (0 = all)")
+    p.add_argument("--size", help="network input size (default: the checkpoint's)")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("model")
+
+    p = sub.add_parser("demo", help="synthesise data, train, evaluate and predict end to end")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def cmd_synth(a: argparse.Namespace) -> None:
+    from .data import parse_size
+    from .synth import write_dataset
+    if a.count < 1:
+        raise RoadsegError("--count must be at least 1")
+    write_dataset(a.out, a.count, parse_size(a.size), a.seed, progress=True)
+    print(f"wrote {a.count} frames to {a.out}/CameraRGB and {a.out}/CameraMask")
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .config import TrainConfig
+    from .train import train
+    keys = set(TrainConfig.keys())
+    overrides = {k: v for k, v in vars(a).items() if k in keys}
+    if a.resume:
+        base = TrainConfig.resolve(Path(a.resume) / "config.yaml")
+        overrides["out"] = a.resume
+        cfg = TrainConfig.resolve(a.config, overrides, base=base)
+    else:
+        cfg = TrainConfig.resolve(a.config, overrides)
+    if not cfg.data:
+        raise RoadsegError("no dataset given; pass --data DIR (or set data: in --config)")
+    run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite)
+    print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from .evaluate import evaluate, format_report, write_json
+    report = evaluate(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size, a.device)
+    print(format_report(report))
+    if a.json:
+        write_json(report, a.json)
+        print(f"scores written to {a.json}")
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from .data import discover, parse_size, select_split
+    from .predict import Predictor, compare_pairs, predict_files
+    if not a.inputs and not a.compare:
+        raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
+    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None)
+    if a.compare:
+        layout = discover(a.compare, a.format)
+        meta = predictor.meta.get("data", {})
+        pairs = select_split(layout, a.split, meta.get("val_fraction", 0.2), meta.get("seed", 0))
+        pairs = pairs[: a.limit] if a.limit else pairs
+        written = compare_pairs(predictor, pairs, a.out)
+        print(f"wrote {len(written)} comparison figures to {a.out}")
+    if a.inputs:
+        written = predict_files(predictor, a.inputs, a.out, a.overlay)
+        print(f"wrote {len(written)} files to {a.out}")
+
+
+def cmd_info(a: argparse.Namespace) -> None:
+    from .info import describe
+    print(describe(a.model))
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from .demo import run_demo
+    run_demo(a.out, a.frames, a.epochs, a.seed, a.batch_size)
+
+
+COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "info": cmd_info, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad input prints one line and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except RoadsegError as e:
+        print(f"roadseg: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("roadseg: interrupted", file=sys.stderr)
+        return 130
+    return 0

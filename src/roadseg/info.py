@@ -1,0 +1,41 @@
+"""A model card for a checkpoint: size, classes, input and stored metrics.
+
+Usage: ``print(describe("runs/demo/train/best.pt"))``
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import load_checkpoint, resolve_model_path
+
+
+def describe(name: str | Path) -> str:
+    """Text description of a checkpoint (path or shipped name)."""
+    ckpt = load_checkpoint(name)
+    model, classes, inp = ckpt["model"], ckpt["classes"], ckpt["input"]
+    training = ckpt.get("training", {})
+    s = model["settings"]
+    lines = [
+        f"checkpoint   {resolve_model_path(name)}",
+        f"model        U-Net, {model.get('parameters', '?'):,} parameters, base filters {s['base_filters']}, "
+        f"depth {s['depth']}, dropout {s['dropout']}, batch norm {'yes' if s['batch_norm'] else 'no'}",
+        f"input        {inp['size'][0]}x{inp['size'][1]} {inp.get('channels', 'RGB')} in [0,1], "
+        f"{inp.get('resize', 'bilinear')} resize",
+        f"classes      {len(classes['names'])}: {', '.join(classes['names'])}",
+        f"ignore id    {classes.get('ignore_index')}",
+    ]
+    data = ckpt.get("data", {})
+    if data:
+        lines.append(f"trained on   {data.get('root')} ({data.get('format')}), "
+                     f"{data.get('train_images')} train / {data.get('val_images')} val images")
+    if training:
+        lines.append(f"epochs       {training.get('epoch')}")
+        metrics = training.get("metrics") or {}
+        shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) and v is not None}
+        if shown:
+            lines.append("metrics      " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+        if training.get("best_val_mean_iou") is not None:
+            lines.append(f"best val mIoU {training['best_val_mean_iou']:.4f}")
+    for key, value in (ckpt.get("card") or {}).items():
+        lines.append(f"{key:<12} {value}")
+    return "\n".join(lines)

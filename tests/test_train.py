@@ -1,0 +1,70 @@
+"""Training writes its run folder, resumes exactly, and never overwrites a run by accident."""
+import csv
+
+import pytest
+import torch
+import yaml
+
+from roadseg.checkpoint import load_checkpoint
+from roadseg.config import TrainConfig
+from roadseg.errors import InputError
+from roadseg.train import train
+
+from .conftest import tiny_config
+
+
+def test_run_folder_contents(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"best.pt", "last.pt", "metrics.csv", "config.yaml", "curves.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    rows = list(csv.DictReader(open(trained / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for key in ("train_loss", "train_pixel_accuracy", "val_loss", "val_pixel_accuracy", "val_mean_iou"):
+        assert 0 <= float(rows[-1][key]) < 10
+    cfg = yaml.safe_load(open(trained / "config.yaml"))
+    assert cfg["epochs"] == 2 and cfg["base_filters"] == 4 and cfg["lr"] == 3e-3
+
+
+def test_training_reduces_loss(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=6))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_resume_equals_uninterrupted(tmp_path, carla_dir):
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=2))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=2), resume=True)
+    a = load_checkpoint(straight / "last.pt")["model"]["state_dict"]
+    b = load_checkpoint(resumed / "last.pt")["model"]["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert load_checkpoint(resumed / "last.pt")["training"]["epoch"] == 2
+    rows = list(csv.DictReader(open(resumed / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_existing_run_not_overwritten(tmp_path, carla_dir):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="already exists"):
+        train(tiny_config(carla_dir, out, epochs=1))
+    assert (out / "keep.txt").read_text() == "mine"
+    train(tiny_config(carla_dir, out, epochs=1), overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "last.pt").exists()
+
+
+def test_resume_without_checkpoint(tmp_path, carla_dir):
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(tiny_config(carla_dir, tmp_path / "none"), resume=True)
+
+
+def test_config_yaml_then_flags(tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 7\nlr: 0.01\nbatch_size: 4\n")
+    cfg = TrainConfig.resolve(tmp_path / "c.yaml", {"epochs": 3, "lr": None})
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.base_filters) == (3, 0.01, 4, 32)
+    (tmp_path / "bad.yaml").write_text("epochz: 7\n")
+    with pytest.raises(InputError, match="unknown setting"):
+        TrainConfig.resolve(tmp_path / "bad.yaml")
