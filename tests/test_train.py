@@ -68,3 +68,33 @@ def test_config_yaml_then_flags(tmp_path):
     (tmp_path / "bad.yaml").write_text("epochz: 7\n")
     with pytest.raises(InputError, match="unknown setting"):
         TrainConfig.resolve(tmp_path / "bad.yaml")
+
+
+RECIPE = dict(crop="32x32", augment=True, class_weights="median-frequency", optimizer="adamw",
+              weight_decay=1e-4, schedule="poly", warmup_epochs=1, loss="ce+dice", batch_norm=True)
+
+
+def test_recipe_resume_equals_uninterrupted(tmp_path, carla_dir):
+    """With augmentation, a schedule and batch norm, resume still reproduces the weights exactly."""
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=3, **RECIPE))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1, **RECIPE))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=3, **RECIPE), resume=True)
+    a = load_checkpoint(straight / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    for k in a["model"]["state_dict"]:
+        assert torch.equal(a["model"]["state_dict"][k], b["model"]["state_dict"][k]), k
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 3 * 3
+    cfg = yaml.safe_load(open(resumed / "config.yaml"))
+    assert cfg["crop"] == "32x32" and cfg["schedule"] == "poly" and cfg["aug_scale"] == [0.75, 1.5]
+
+
+def test_early_stopping(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=30, patience=1, lr=0.0))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) == 2  # lr 0: nothing improves after epoch 1
+
+
+def test_bad_crop_writes_nothing(tmp_path, carla_dir):
+    with pytest.raises(InputError, match="not divisible"):
+        train(tiny_config(carla_dir, tmp_path / "r", crop="30x30"))
+    assert not (tmp_path / "r").exists()

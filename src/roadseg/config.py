@@ -9,7 +9,7 @@ Usage::
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,18 @@ class TrainConfig:
     depth: int = 5
     dropout: float = 0.3
     batch_norm: bool = False
-    loss: str = "ce"
+    crop: str | None = None             # train on random HxW crops of the `size` samples
+    augment: bool = False               # random scale, flip and colour jitter (albumentations)
+    aug_scale: list = field(default_factory=lambda: [0.75, 1.5])
+    aug_hflip: float = 0.5
+    aug_color: float = 0.2
+    loss: str = "ce"                    # ce, dice or ce+dice
+    class_weights: str = "none"         # none, median-frequency or a JSON/YAML file of weights
+    optimizer: str = "adam"             # adam (the notebook), adamw or sgd
+    weight_decay: float = 0.0
+    schedule: str = "none"              # none, poly, cosine or onecycle (per step)
+    warmup_epochs: float = 0.0
+    patience: int = 0                   # stop after this many epochs without a better val mIoU; 0 = never
     device: str = "auto"
     amp: bool = True                    # mixed precision on CUDA; ignored on CPU
     channels_last: bool = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -253,6 +253,12 @@ class SampleCache:
             ids = ids[ids != ignore_index]
         return int(ids.max()) if ids.numel() else 0
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices."""
-        return to_tensor(self.images[index]), self.masks[index].long()
+    def batch(self, index: torch.Tensor, transform: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices,
+        each pair passed through `transform(image, mask)` first when one is given."""
+        if transform is None:
+            return to_tensor(self.images[index]), self.masks[index].long()
+        pairs = [transform(self.images[i].numpy(), self.masks[i].numpy()) for i in index.tolist()]
+        images = np.stack([p[0] for p in pairs])
+        masks = np.stack([p[1] for p in pairs])
+        return to_tensor(images), torch.from_numpy(masks).long()

@@ -1,6 +1,6 @@
-"""Training losses on logits and sparse labels.
+"""Training losses on logits and sparse labels: cross-entropy (the notebook's), soft Dice, or both.
 
-Usage: ``loss = make_loss("ce", ignore_index=None)(logits, masks)``
+Usage: ``loss = make_loss("ce+dice", ignore_index=11, class_weights=w)(logits, masks)``
 """
 from __future__ import annotations
 
@@ -9,18 +9,50 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-LOSSES = ("ce",)
+LOSSES = ("ce", "dice", "ce+dice")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Sparse categorical cross-entropy on logits, pixels of `ignore_index` left out."""
+    if weight is not None:
+        weight = weight.to(logits.device, torch.float32)
+    return F.cross_entropy(logits.float(), target, weight=weight,
+                           ignore_index=-100 if ignore_index is None else ignore_index)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
+              eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice, averaged over the classes present in the batch (truth or prediction mass)."""
+    num_classes = logits.shape[1]
+    probs = logits.float().softmax(1)
+    valid = torch.ones_like(target, dtype=torch.bool)
+    if ignore_index is not None:
+        valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target)).clamp(max=num_classes - 1)
+    onehot = F.one_hot(safe, num_classes).permute(0, 3, 1, 2).float()
+    v = valid.unsqueeze(1).float()
+    probs, onehot = probs * v, onehot * v
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = (2 * inter + eps) / (denom + eps)
+    return 1 - dice[present].mean() if present.any() else logits.sum() * 0
 
 
 def make_loss(name: str = "ce", ignore_index: int | None = None,
-              class_weights: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Sparse categorical cross-entropy on logits (the notebook's loss), respecting `ignore_index`."""
+              class_weights: torch.Tensor | None = None) -> LossFn:
+    """The named loss as a function of (logits, target)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose from {LOSSES}")
-    ignore = -100 if ignore_index is None else ignore_index
 
-    def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weight = None if class_weights is None else class_weights.to(logits.device, logits.dtype)
-        return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore)
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = logits.new_zeros((), dtype=torch.float32)
+        if "ce" in name.split("+"):
+            total = total + cross_entropy(logits, target, ignore_index, class_weights)
+        if "dice" in name.split("+"):
+            total = total + dice_loss(logits, target, ignore_index)
+        return total
 
-    return cross_entropy
+    return loss

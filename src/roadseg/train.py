@@ -27,9 +27,11 @@ from .data import Layout, SampleCache, check_ids, check_size, discover, parse_si
 from .device import amp_dtype, autocast, pick_device
 from .errors import InputError, RoadsegError
 from .imageio import atomic_write
+from .augment import Augmenter
 from .losses import make_loss
 from .metrics import ConfusionMatrix
 from .model import UNet, count_parameters
+from .optim import class_weights, make_optimizer, make_scheduler
 from .plots import plot_curves
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_pixel_accuracy", "train_mean_iou", "val_loss",
@@ -108,8 +110,20 @@ class Trainer:
         self.model = UNet(3, data.table.num_classes, cfg.base_filters, cfg.depth, cfg.dropout, cfg.batch_norm)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.loss_fn = make_loss(cfg.loss, data.table.ignore_index)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+        steps = math.ceil(len(data.train) / cfg.batch_size)
+        self.scheduler = make_scheduler(self.optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
+        table = data.table
+        self.class_weights = class_weights(cfg.class_weights, data.train.masks, table.num_classes, table.ignore_index)
+        self.loss_fn = make_loss(cfg.loss, table.ignore_index, self.class_weights)
+        self.augmenter = None
+        if cfg.augment or cfg.crop:
+            crop = parse_size(cfg.crop) if cfg.crop else None
+            if crop is not None:
+                check_size(crop, self.model.size_multiple)
+            self.augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
+                                       cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
+                                       fill_mask=table.ignore_index if table.ignore_index is not None else 0)
         use_scaler = cfg.amp and amp_dtype(self.device) == torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.epoch = 0
@@ -136,6 +150,7 @@ class Trainer:
         if with_optimizer:
             state["optimizer"] = self.optimizer.state_dict()
             state["scaler"] = self.scaler.state_dict()
+            state["scheduler"] = self.scheduler.state_dict()
             state["rng"] = {"torch": torch.get_rng_state()}
             if self.device.type == "cuda":
                 state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -144,6 +159,8 @@ class Trainer:
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"]["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -160,6 +177,9 @@ class Trainer:
         model.train(train)
         n = len(cache)
         order = _epoch_order(n, cfg.seed, self.epoch) if train else torch.arange(n)
+        transform = self.augmenter if train else None
+        if transform is not None:
+            transform.reseed(cfg.seed, self.epoch)
         cm = ConfusionMatrix(self.data.table.num_classes, self.data.table.ignore_index)
         total_loss, total_count = 0.0, 0
         batches = range(0, n, cfg.batch_size)
@@ -169,7 +189,7 @@ class Trainer:
             desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
             bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
         for step, start in enumerate(batches):
-            images, masks = cache.batch(order[start:start + cfg.batch_size])
+            images, masks = cache.batch(order[start:start + cfg.batch_size], transform)
             images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
             with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
@@ -185,6 +205,7 @@ class Trainer:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                self.scheduler.step()
             total_loss += loss.item() * len(images)
             total_count += len(images)
             cm.update(logits.detach().argmax(1), masks)
@@ -229,7 +250,19 @@ class Trainer:
             plot_curves(self.history, self.out / "curves.png")
             if cfg.progress:
                 print(format_row(row), flush=True)
+            if self.should_stop():
+                print(f"early stop: val mIoU has not improved for {cfg.patience} epochs", flush=True)
+                break
         return self.history
+
+    def should_stop(self) -> bool:
+        """Early stopping: `patience` epochs since the best val mean IoU (derived from the history)."""
+        if self.cfg.patience <= 0 or not self.history:
+            return False
+        key = "val_mean_iou" if self.history[0].get("val_mean_iou") is not None else "train_mean_iou"
+        scores = [row[key] for row in self.history]
+        best_epoch = max(range(len(scores)), key=lambda i: scores[i])
+        return len(scores) - 1 - best_epoch >= self.cfg.patience
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -250,9 +283,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
         prepare_run_dir(out, resume=True, overwrite=False)
         ckpt = load_checkpoint(out / "last.pt")
     data = prepare_data(cfg)
+    trainer = Trainer(cfg, data, out)  # checks every setting before anything is written
     if not resume:
         prepare_run_dir(out, resume=False, overwrite=overwrite)
-    trainer = Trainer(cfg, data, out)
     if ckpt is not None:
         trainer.restore(ckpt)
     cfg.save(out / "config.yaml")

@@ -1,0 +1,48 @@
+"""Training-time augmentation with albumentations, applied identically to image and mask.
+
+Random scale, pad-if-needed and random crop to the training crop, horizontal flip and colour
+jitter. The random stream is reseeded from (seed, epoch) so a resumed run sees the same
+augmentations as an uninterrupted one.
+
+Usage::
+
+    aug = Augmenter(crop=(192, 256), scale=(0.75, 1.5), hflip=0.5, color=0.2, fill_mask=11)
+    aug.reseed(seed=0, epoch=3)
+    image, mask = aug(image_uint8_hwc, mask_uint8_hw)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Augmenter:
+    """An albumentations pipeline for (uint8 HxWx3 image, uint8 HxW mask) pairs."""
+
+    def __init__(self, crop: tuple[int, int] | None, scale: tuple[float, float] = (1.0, 1.0),
+                 hflip: float = 0.5, color: float = 0.0, fill_mask: int = 0) -> None:
+        import albumentations as A
+        import cv2
+
+        cv2.setNumThreads(0)
+        steps = []
+        lo, hi = scale
+        if (lo, hi) != (1.0, 1.0):
+            steps.append(A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
+                                       mask_interpolation=cv2.INTER_NEAREST, p=1.0))
+        if crop is not None:
+            steps.append(A.PadIfNeeded(crop[0], crop[1], border_mode=cv2.BORDER_CONSTANT, fill=0,
+                                       fill_mask=fill_mask))
+            steps.append(A.RandomCrop(crop[0], crop[1]))
+        if hflip > 0:
+            steps.append(A.HorizontalFlip(p=hflip))
+        if color > 0:
+            steps.append(A.ColorJitter(brightness=color, contrast=color, saturation=color, hue=color / 4, p=0.8))
+        self.pipeline = A.Compose(steps, seed=0)
+
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Make the next draws a function of (seed, epoch) only."""
+        self.pipeline.set_random_seed(seed * 1_000_003 + epoch)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.pipeline(image=image, mask=mask)
+        return out["image"], out["mask"]
