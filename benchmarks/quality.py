@@ -1,0 +1,90 @@
+"""Accuracy benchmark: score a checkpoint on a dataset split and record a row in RESULTS.md
+beside the published numbers for CamVid (read from the dataset's README).
+
+Usage:
+    python benchmarks/quality.py --model camvid --data ../shared/data/camvid --split val
+    python benchmarks/quality.py --model runs/camvid/best.pt --data ../shared/data/camvid --no-write
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import re
+import sys
+from pathlib import Path
+
+from roadseg.evaluate import evaluate
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Accuracy (benchmarks/quality.py)"
+
+
+def published_numbers(data: Path) -> dict[str, float]:
+    """'Name 12.3' pairs from the 'Published results' paragraph of the dataset README."""
+    readme = data / "README.md"
+    if not readme.exists():
+        return {}
+    text = readme.read_text()
+    start = text.find("Published results")
+    if start < 0:
+        return {}
+    para = text[start:].split("\n\n")[0]
+    para = para.split(":", 1)[1] if ":" in para else para
+    found = {}
+    for item in re.split(r",\s*", para.replace("\n", " ")):
+        m = re.match(r"\s*(.+?)\s+(\d+(?:\.\d+)?)\.?\s*$", item)
+        if m:
+            found[m.group(1).strip()] = float(m.group(2))
+    return found
+
+
+def machine() -> str:
+    import os
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", default="auto")
+    p.add_argument("--split", default="val")
+    p.add_argument("--no-full-res", action="store_true", help="score at the model size instead")
+    p.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
+    a = p.parse_args(argv)
+    r = evaluate(a.model, a.data, a.format, a.split, full_res=not a.no_full_res)
+    published = published_numbers(Path(a.data))
+    print(f"{a.model} on {a.data} ({a.split}, {r['num_images']} images, "
+          f"{'full resolution' if r['full_res'] else 'model size'})")
+    print(f"pixel accuracy {r['pixel_accuracy']:.4f}  mean IoU {r['mean_iou']:.4f}")
+    for name, iou in r["per_class_iou"].items():
+        print(f"  {name:<14} {iou if iou is None else round(iou, 4)}")
+    for name, score in published.items():
+        print(f"  ratio to {name} ({score}): {100 * r['mean_iou'] / score:.3f}")
+    if a.no_write:
+        return 0
+    names = list(r["per_class_iou"])
+    header = ("| date | machine | model | split | pixel acc | mIoU | " + " | ".join(names) + " |\n"
+              "|" + " --- |" * (6 + len(names)) + "\n")
+    per_class = " | ".join("-" if v is None else f"{v:.3f}" for v in r["per_class_iou"].values())
+    row = (f"| {datetime.date.today()} | {machine()} | {a.model} | {a.split} | {r['pixel_accuracy']:.4f} | "
+           f"{r['mean_iou']:.4f} | {per_class} |\n")
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if SECTION not in text:
+        pub = ", ".join(f"{k} {v}" for k, v in published.items()) or "none found"
+        text += (f"\n{SECTION}\n\nCommand: `python benchmarks/quality.py --model MODEL --data DATA --split SPLIT`. "
+                 f"Full-resolution scores over the dataset's classes. Published mIoU (CamVid test split, "
+                 f"from the dataset README): {pub}.\n\n" + header)
+    # append the row at the end of the section's table
+    head, _, tail = text.partition(SECTION)
+    lines = tail.split("\n")
+    last_table = max(i for i, line in enumerate(lines) if line.startswith("|"))
+    lines.insert(last_table + 1, row.rstrip("\n"))
+    RESULTS.write_text(head + SECTION + "\n".join(lines))
+    print(f"row added to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
