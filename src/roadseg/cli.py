@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="network input size (default: the checkpoint's)")
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser("check", help="report every problem in a dataset, without training")
+    p.add_argument("data")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--ignore-index", default="auto")
+    p.add_argument("--fix-palette", metavar="COLOURS.json", help="convert colour-palette masks to id masks")
+    p.add_argument("--out", help="folder for --fix-palette output")
+
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
 
@@ -153,6 +161,19 @@ def cmd_predict(a: argparse.Namespace) -> None:
         print(f"wrote {len(written)} files to {a.out}")
 
 
+def cmd_check(a: argparse.Namespace) -> int:
+    from .check import check_dataset, fix_palette
+    if a.fix_palette:
+        if not a.out:
+            raise RoadsegError("--fix-palette needs --out DIR for the converted masks")
+        written = fix_palette(a.data, a.fix_palette, a.out, a.format)
+        print(f"wrote {len(written)} id masks to {a.out}")
+        return 0
+    report = check_dataset(a.data, a.format, a.num_classes, a.ignore_index, progress=True)
+    print(report.text())
+    return 0 if report.clean else 1
+
+
 def cmd_info(a: argparse.Namespace) -> None:
     from .info import describe
     print(describe(a.model))
@@ -164,18 +185,17 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info, "demo": cmd_demo}
+            "check": cmd_check, "info": cmd_info, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input prints one line and returns 2."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        return COMMANDS[args.command](args) or 0
     except RoadsegError as e:
         print(f"roadseg: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("roadseg: interrupted", file=sys.stderr)
         return 130
-    return 0

@@ -76,35 +76,58 @@ def check_size(size: tuple[int, int], multiple: int = 16) -> None:
                          f"choose height and width that are multiples of {multiple}, e.g. 96x128")
 
 
-def _files(folder: Path, masks: bool) -> dict[str, Path]:
-    """Image files in `folder` by stem; hidden files are skipped, anything else must be an image."""
+def scan_folder(folder: Path, masks: bool) -> tuple[dict[str, Path], list[InputError]]:
+    """Image files in `folder` by stem, and the problems found (non-image files, repeated stems).
+
+    Hidden files are skipped; masks must be PNG, images PNG or JPEG."""
     found: dict[str, Path] = {}
+    problems: list[InputError] = []
+    allowed = {".png"} if masks else IMAGE_SUFFIXES
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
-        allowed = {".png"} if masks else IMAGE_SUFFIXES
         if path.suffix.lower() not in allowed:
             kind = "PNG" if masks else "PNG or JPEG"
-            raise InputError(path, f"is not a {kind} file", "move it out of the dataset folder")
-        if path.stem in found:
-            raise InputError(path, f"has the same name as {found[path.stem].name}",
-                             "keep one file per frame")
-        found[path.stem] = path
-    return found
+            problems.append(InputError(path, f"is not a {kind} file", "move it out of the dataset folder"))
+        elif path.stem in found:
+            problems.append(InputError(path, f"has the same name as {found[path.stem].name}",
+                                       "keep one file per frame"))
+        else:
+            found[path.stem] = path
+    return found, problems
+
+
+def scan_pairs(image_dir: Path, mask_dir: Path) -> tuple[list[Pair], list[InputError]]:
+    """Match images to masks by file stem; unmatched files on either side are reported as problems."""
+    images, problems = scan_folder(image_dir, masks=False)
+    masks, mask_problems = scan_folder(mask_dir, masks=True)
+    problems += mask_problems
+    for stem, path in images.items():
+        if stem not in masks:
+            problems.append(InputError(path, f"has no mask named {stem}.png in {mask_dir}",
+                                       "add the mask or remove the image"))
+    for stem, path in masks.items():
+        if stem not in images:
+            problems.append(InputError(path, f"has no image named {stem}.* in {image_dir}",
+                                       "add the image or remove the mask"))
+    return [Pair(images[s], masks[s]) for s in sorted(images) if s in masks], problems
 
 
 def pair_folder(image_dir: Path, mask_dir: Path) -> list[Pair]:
-    """Match images to masks by file stem; an unmatched file on either side is an error."""
-    images, masks = _files(image_dir, masks=False), _files(mask_dir, masks=True)
-    for stem, path in images.items():
-        if stem not in masks:
-            raise InputError(path, f"has no mask named {stem}.png in {mask_dir}",
-                             "add the mask or remove the image")
-    for stem, path in masks.items():
-        if stem not in images:
-            raise InputError(path, f"has no image named {stem}.* in {image_dir}",
-                             "add the image or remove the mask")
-    return [Pair(images[s], masks[s]) for s in sorted(images)]
+    """Strict pairing: the first problem found is raised, naming how many more there are."""
+    pairs, problems = scan_pairs(image_dir, mask_dir)
+    raise_first(problems)
+    return pairs
+
+
+def raise_first(problems: list[InputError]) -> None:
+    """Raise the first problem; when there are more, say so and point at `roadseg check`."""
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = (f"{first.args[0]} (and {len(problems) - 1} more problems: "
+                          f"run `roadseg check` on the dataset for the list)",)
+        raise first
 
 
 def detect_format(root: Path) -> str:
@@ -117,8 +140,10 @@ def detect_format(root: Path) -> str:
                      "or images/+masks/ (generic)")
 
 
-def discover(root: str | Path, fmt: str = "auto") -> Layout:
-    """Find the pairs of every split of the dataset at `root`."""
+def discover(root: str | Path, fmt: str = "auto", problems: list[InputError] | None = None) -> Layout:
+    """Find the pairs of every split of the dataset at `root`.
+
+    Unmatched or foreign files raise the first problem, unless a `problems` list is given to collect them."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "dataset folder not found", "check the --data path")
@@ -136,7 +161,11 @@ def discover(root: str | Path, fmt: str = "auto") -> Layout:
             for sub in (img, msk):
                 if not (root / sub).is_dir():
                     raise InputError(root / sub, "folder not found", f"a {fmt} dataset needs both {img}/ and {msk}/")
-            pairs = pair_folder(root / img, root / msk)
+            if problems is None:
+                pairs = pair_folder(root / img, root / msk)
+            else:
+                pairs, found = scan_pairs(root / img, root / msk)
+                problems += found
             if pairs:
                 splits[split] = pairs
     if not splits:
