@@ -98,3 +98,41 @@ def test_bad_crop_writes_nothing(tmp_path, carla_dir):
     with pytest.raises(InputError, match="not divisible"):
         train(tiny_config(carla_dir, tmp_path / "r", crop="30x30"))
     assert not (tmp_path / "r").exists()
+
+
+def test_sigterm_stops_cleanly_and_resumes(tmp_path, carla_dir):
+    import os
+    import signal
+    import threading
+
+    from roadseg.train import Interrupted
+
+    out = tmp_path / "r"
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    with pytest.raises(Interrupted) as info:
+        train(tiny_config(carla_dir, out, epochs=1000))
+    timer.cancel()
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert f"roadseg train --resume {out}" in str(info.value)
+    done = load_checkpoint(out / "last.pt")["training"]["epoch"]
+    assert 0 <= done < 1000
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    train(tiny_config(carla_dir, out, epochs=done + 1), resume=True)
+    assert load_checkpoint(out / "last.pt")["training"]["epoch"] == done + 1
+
+
+def test_full_disk_keeps_previous_checkpoint(tmp_path, carla_dir, monkeypatch):
+    import errno
+
+    out = train(tiny_config(carla_dir, tmp_path / "r", epochs=1))
+    before = (out / "last.pt").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(InputError, match="last.pt: cannot be written \\(No space left on device\\)"):
+        train(tiny_config(carla_dir, out, epochs=2), resume=True)
+    assert (out / "last.pt").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))

@@ -50,22 +50,40 @@ def load_checkpoint(name: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise InputError(path, f"refused: it holds objects a safe load does not allow ({first[:120]})",
+        raise InputError(path, f"refused: it holds objects a safe load does not allow ({_first_line(e)})",
                          "only load checkpoints written by roadseg") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise InputError(path, f"is not a readable checkpoint ({str(e).splitlines()[0][:120]})",
+    except Exception as e:  # any other failure of a corrupt file: zip, pickle or tensor errors
+        raise InputError(path, f"is not a readable checkpoint ({type(e).__name__}: {_first_line(e)})",
                          "it may be truncated; use last.pt or best.pt from the run folder") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "classes" not in ckpt:
+    if not _well_formed(ckpt):
         raise InputError(path, "is not a roadseg checkpoint", "train one with `roadseg train`")
     return ckpt
 
 
+def _well_formed(ckpt: Any) -> bool:
+    """The parts every use of a checkpoint relies on are there and of the right type."""
+    try:
+        return (isinstance(ckpt["model"]["settings"], dict) and isinstance(ckpt["model"]["state_dict"], dict)
+                and isinstance(ckpt["classes"]["names"], list) and isinstance(ckpt["classes"]["colors"], list)
+                and len(ckpt["input"]["size"]) == 2)
+    except (KeyError, TypeError, IndexError):
+        return False
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:120] if lines else "no detail"
+
+
 def build_model(ckpt: dict[str, Any]) -> UNet:
     """The model a checkpoint describes, with its weights loaded (float32, eval mode)."""
-    model = UNet(**ckpt["model"]["settings"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"]["state_dict"].items()}
-    model.load_state_dict(state)
+    try:
+        model = UNet(**ckpt["model"]["settings"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"]["state_dict"].items()}
+        model.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise InputError(None, f"checkpoint weights do not fit its model settings ({_first_line(e)})",
+                         "the file is damaged or was not written by roadseg") from None
     return model.eval()
 
 

@@ -12,6 +12,8 @@ import csv
 import io
 import math
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,38 @@ from .metrics import ConfusionMatrix
 from .model import UNet, count_parameters
 from .optim import class_weights, make_optimizer, make_scheduler
 from .plots import plot_curves
+
+class Interrupted(RoadsegError):
+    """Training stopped by SIGINT or SIGTERM; RUN/last.pt holds the last complete epoch."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM set a flag that the training loop checks after each step;
+    a second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_pixel_accuracy", "train_mean_iou", "val_loss",
                   "val_pixel_accuracy", "val_mean_iou", "lr", "seconds"]
@@ -85,6 +119,8 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / "last.pt").exists():
             raise InputError(out / "last.pt", "not found, nothing to resume", "start a new run without --resume")
+        for stale in out.glob(".*.tmp"):  # left by a run killed while writing
+            stale.unlink()
         return
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -129,6 +165,7 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best_miou = -math.inf
+        self.signals = StopSignals()
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self, with_optimizer: bool = True) -> dict[str, Any]:
@@ -206,6 +243,8 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
+            if self.signals.received is not None:
+                self._interrupted(step)
             total_loss += loss.item() * len(images)
             total_count += len(images)
             cm.update(logits.detach().argmax(1), masks)
@@ -226,8 +265,23 @@ class Trainer:
         writer.writerows(self.history)
         atomic_write(self.out / "metrics.csv", lambda tmp: tmp.write_text(buf.getvalue()))
 
+    def _interrupted(self, step: int) -> None:
+        """Abandon the current epoch: last.pt already holds the last complete one."""
+        signum = self.signals.received or signal.SIGINT
+        name = signal.Signals(signum).name
+        raise Interrupted(signum, f"{name} received at epoch {self.epoch + 1}, step {step + 1}; that epoch was "
+                          f"abandoned and {self.out / 'last.pt'} holds epoch {self.epoch}; continue with: "
+                          f"roadseg train --resume {self.out}")
+
     def fit(self) -> list[dict[str, Any]]:
+        """Train to cfg.epochs (or an early stop); SIGINT/SIGTERM end it cleanly after the current step."""
+        with self.signals:
+            return self._fit()
+
+    def _fit(self) -> list[dict[str, Any]]:
         cfg = self.cfg
+        if not (self.out / "last.pt").exists():
+            save_checkpoint(self.state(), self.out / "last.pt")  # epoch 0: resumable from the first step
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
             train_scores = self._run_epoch(self.data.train, train=True)
