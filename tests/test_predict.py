@@ -42,3 +42,14 @@ def test_info(trained, capsys):
     assert main(["info", str(trained / "best.pt")]) == 0
     text = capsys.readouterr().out
     assert "parameters" in text and "Road" in text and "32x48" in text and "val_mean_iou" in text
+
+
+def test_load_api_accepts_common_arrays(trained):
+    import roadseg
+
+    p = roadseg.load(trained / "best.pt")
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    expected = p.predict(rgb)
+    assert np.array_equal(p.predict(rgb / 255.0), expected)
+    assert np.array_equal(p.predict(np.dstack([rgb, np.full((40, 60), 255, np.uint8)])), expected)
+    assert p.predict(rgb[:, :, 0]).shape == (40, 60)

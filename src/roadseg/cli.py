@@ -49,6 +49,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision on CUDA")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="SyncBatchNorm across GPUs under torchrun")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="write TensorBoard event files to RUN/tensorboard")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
 
@@ -119,6 +123,7 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .config import TrainConfig
+    from .distributed import is_main_process
     from .train import train
     keys = set(TrainConfig.keys())
     overrides = {k: v for k, v in vars(a).items() if k in keys}
@@ -131,7 +136,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     if not cfg.data:
         raise RoadsegError("no dataset given; pass --data DIR (or set data: in --config)")
     run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite)
-    print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
+    if is_main_process():
+        print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:

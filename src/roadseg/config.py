@@ -54,6 +54,8 @@ class TrainConfig:
     amp: bool = True                    # mixed precision on CUDA; ignored on CPU
     channels_last: bool = True
     progress: bool = True
+    sync_bn: bool = False               # SyncBatchNorm across GPUs under torchrun
+    tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)
 
     @classmethod
     def keys(cls) -> list[str]:

@@ -57,12 +57,15 @@ class Predictor:
         return logits
 
     def predict(self, image: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 RGB -> HxW uint8 class ids at the same resolution."""
+        """HxWx3 RGB (uint8, or float in [0,1]; HxW grey and HxWx4 also taken) -> HxW uint8 class ids
+        at the same resolution."""
+        image = as_rgb_uint8(image)
         small = resize_image(image, self.size, self.resize)
         return self.logits(small[None], image.shape[:2]).argmax(1)[0].cpu().numpy().astype(np.uint8)
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several frames (any sizes) -> their id masks."""
+        images = [as_rgb_uint8(im) for im in images]
         small = np.stack([resize_image(im, self.size, self.resize) for im in images])
         logits = self.logits(small)
         out = []
@@ -70,6 +73,22 @@ class Predictor:
             up = F.interpolate(logits[i:i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)
             out.append(up.argmax(1)[0].cpu().numpy().astype(np.uint8))
         return out
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Accept uint8 or float-in-[0,1] arrays, grey (HxW), RGB or RGBA; return HxWx3 uint8."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InputError(None, f"image array of shape {image.shape} is not HxW, HxWx3 or HxWx4",
+                         "pass an RGB frame as a numpy array")
+    image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating):
+            image = np.clip(np.rint(image * 255.0), 0, 255)
+        image = image.astype(np.uint8)
+    return image
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:

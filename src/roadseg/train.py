@@ -26,7 +26,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .classes import ClassTable, class_table
 from .config import TrainConfig
 from .data import Layout, SampleCache, check_ids, check_size, discover, parse_size, split_pairs
-from .device import amp_dtype, autocast, pick_device
+from .device import amp_dtype, autocast
+from .distributed import World, is_main_process
 from .errors import InputError, RoadsegError
 from .imageio import atomic_write
 from .augment import Augmenter
@@ -102,8 +103,9 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     layout = discover(cfg.data, cfg.format)
     train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
     ignore = resolve_ignore(cfg.ignore_index, layout.format)
-    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=cfg.progress)
-    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=cfg.progress)
+    progress = cfg.progress and is_main_process()
+    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress)
+    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress)
     num_classes = cfg.num_classes
     if num_classes is None and layout.format == "generic":
         num_classes = max(train.max_id(ignore), val.max_id(ignore) if len(val) else 0) + 1
@@ -130,24 +132,36 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of one epoch: a function of seed and epoch only, so resume repeats it."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
+def epoch_order(n: int, seed: int, epoch: int, world: World) -> torch.Tensor:
+    """This rank's sample order for one epoch: a DistributedSampler shuffled by (seed, epoch) only, so
+    resume repeats it, and the ranks' batches together form the single-process global batch."""
+    from torch.utils.data import DistributedSampler
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True,
+                                 seed=seed * 1_000_003)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
 
 
 class Trainer:
     """Holds the model, optimizer and history of one run; `fit()` trains to `cfg.epochs`."""
 
-    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path) -> None:
+    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, world: World | None = None) -> None:
         self.cfg, self.data, self.out = cfg, data, out
-        self.device = pick_device(cfg.device)
+        self.world = world or World.from_env(cfg.device)
+        self.device = self.world.device
+        self.batch_size = self.world.local_batch(cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = UNet(3, data.table.num_classes, cfg.base_filters, cfg.depth, cfg.dropout, cfg.batch_norm)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
+        self.net: torch.nn.Module = self.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            if cfg.sync_bn and cfg.batch_norm and self.device.type == "cuda":
+                self.net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
-        steps = math.ceil(len(data.train) / cfg.batch_size)
+        steps = math.ceil(math.ceil(len(data.train) / self.world.size) / self.batch_size)
         self.scheduler = make_scheduler(self.optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
         table = data.table
         self.class_weights = class_weights(cfg.class_weights, data.train.masks, table.num_classes, table.ignore_index)
@@ -166,6 +180,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_miou = -math.inf
         self.signals = StopSignals()
+        self.tensorboard = None
+        if cfg.tensorboard and self.world.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise InputError(None, "--tensorboard needs the tensorboard package",
+                                 "pip install tensorboard, or leave --tensorboard off (metrics.csv is always written)") from None
+            self._tb_class = SummaryWriter
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self, with_optimizer: bool = True) -> dict[str, Any]:
@@ -210,23 +232,23 @@ class Trainer:
 
     # ---- one pass ----------------------------------------------------------------------------
     def _run_epoch(self, cache: SampleCache, train: bool) -> dict[str, float]:
-        model, cfg = self.model, self.cfg
+        model, cfg, world = self.net, self.cfg, self.world
         model.train(train)
         n = len(cache)
-        order = _epoch_order(n, cfg.seed, self.epoch) if train else torch.arange(n)
+        order = epoch_order(n, cfg.seed, self.epoch, world) if train else world.shard(torch.arange(n), pad=False)
         transform = self.augmenter if train else None
         if transform is not None:
-            transform.reseed(cfg.seed, self.epoch)
+            transform.reseed(cfg.seed + 7919 * world.rank, self.epoch)
         cm = ConfusionMatrix(self.data.table.num_classes, self.data.table.ignore_index)
         total_loss, total_count = 0.0, 0
-        batches = range(0, n, cfg.batch_size)
+        batches = range(0, len(order), self.batch_size)
         bar = None
-        if cfg.progress:
+        if cfg.progress and world.main:
             from tqdm import tqdm
             desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
-            bar = tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
+            bar = tqdm(total=len(order), desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
         for step, start in enumerate(batches):
-            images, masks = cache.batch(order[start:start + cfg.batch_size], transform)
+            images, masks = cache.batch(order[start:start + self.batch_size], transform)
             images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
             with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
@@ -253,6 +275,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss / total_count:.4f}")
         if bar is not None:
             bar.close()
+        totals = world.sum(torch.tensor([total_loss, float(total_count)], dtype=torch.float64))
+        total_loss, total_count = float(totals[0]), int(totals[1])
+        cm.matrix = world.sum(cm.matrix)  # summed over ranks, never averaged
         scores = cm.compute()
         return {"loss": total_loss / max(total_count, 1), "pixel_accuracy": scores["pixel_accuracy"],
                 "mean_iou": scores["mean_iou"]}
@@ -279,8 +304,8 @@ class Trainer:
             return self._fit()
 
     def _fit(self) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        if not (self.out / "last.pt").exists():
+        cfg, main = self.cfg, self.world.main
+        if main and not (self.out / "last.pt").exists():
             save_checkpoint(self.state(), self.out / "last.pt")  # epoch 0: resumable from the first step
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
@@ -297,17 +322,38 @@ class Trainer:
             improved = score > self.best_miou
             if improved:
                 self.best_miou = score
-            save_checkpoint(self.state(), self.out / "last.pt")
-            if improved:
-                save_checkpoint(self.state(with_optimizer=False), self.out / "best.pt")
-            self._write_metrics()
-            plot_curves(self.history, self.out / "curves.png")
-            if cfg.progress:
-                print(format_row(row), flush=True)
+            if main:
+                save_checkpoint(self.state(), self.out / "last.pt")
+                if improved:
+                    save_checkpoint(self.state(with_optimizer=False), self.out / "best.pt")
+                self._write_metrics()
+                plot_curves(self.history, self.out / "curves.png")
+                self.log_epoch(row)
+                if cfg.progress:
+                    print(format_row(row), flush=True)
             if self.should_stop():
-                print(f"early stop: val mIoU has not improved for {cfg.patience} epochs", flush=True)
+                if main:
+                        print(f"early stop: val mIoU has not improved for {cfg.patience} epochs", flush=True)
                 break
         return self.history
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        """TensorBoard scalars for one epoch, when --tensorboard is on (RUN/tensorboard/)."""
+        if not self.cfg.tensorboard:
+            return
+        if self.tensorboard is None:
+            self.tensorboard = self._tb_class(log_dir=str(self.out / "tensorboard"))
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                split, _, name = key.partition("_")
+                tag = f"{name}/{split}" if split in ("train", "val") else key
+                self.tensorboard.add_scalar(tag, value, row["epoch"])
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        self.world.close()
 
     def should_stop(self) -> bool:
         """Early stopping: `patience` epochs since the best val mean IoU (derived from the history)."""
@@ -338,10 +384,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
         ckpt = load_checkpoint(out / "last.pt")
     data = prepare_data(cfg)
     trainer = Trainer(cfg, data, out)  # checks every setting before anything is written
-    if not resume:
-        prepare_run_dir(out, resume=False, overwrite=overwrite)
-    if ckpt is not None:
-        trainer.restore(ckpt)
-    cfg.save(out / "config.yaml")
-    trainer.fit()
+    main = trainer.world.main
+    try:
+        if not resume and main:
+            prepare_run_dir(out, resume=False, overwrite=overwrite)
+        trainer.world.barrier()
+        if ckpt is not None:
+            trainer.restore(ckpt)
+        if main:
+            cfg.save(out / "config.yaml")
+        trainer.fit()
+    finally:
+        trainer.close()
     return out

@@ -1,0 +1,35 @@
+"""torchrun with 2 gloo processes on the CPU trains like one process with the same global batch."""
+import os
+import subprocess
+import sys
+
+import torch
+
+from roadseg.checkpoint import load_checkpoint
+
+ARGS = ["--epochs", "2", "--size", "32x48", "--base-filters", "4", "--depth", "3", "--batch-size", "4",
+        "--val-fraction", "0.34", "--dropout", "0", "--lr", "0.003", "--no-progress"]
+
+
+def _run(cmd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_two_gloo_processes_match_one(carla_dir, tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    _run([sys.executable, "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(single), *ARGS])
+    proc = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                 "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(multi), *ARGS])
+    assert proc.stdout.count("run written to") == 1  # rank 0 alone reports and writes
+    a, b = load_checkpoint(single / "last.pt"), load_checkpoint(multi / "last.pt")
+    assert a["data"]["train_images"] == 8 and b["training"]["epoch"] == 2
+    for key, value in a["model"]["state_dict"].items():
+        assert torch.allclose(value, b["model"]["state_dict"][key], atol=2e-4, rtol=1e-3), key
+    for ra, rb in zip(a["training"]["history"], b["training"]["history"]):
+        # the confusion matrix is summed over ranks: validation covers every image exactly once
+        assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-3
+        assert abs(ra["val_pixel_accuracy"] - rb["val_pixel_accuracy"]) < 1e-3
+    assert not list(multi.glob(".*.tmp"))
