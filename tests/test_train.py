@@ -136,3 +136,14 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, carla_dir, monkeypatch):
         train(tiny_config(carla_dir, out, epochs=2), resume=True)
     assert (out / "last.pt").read_bytes() == before
     assert not list(out.glob(".*.tmp"))
+
+
+def test_tensorboard_event_files(tmp_path, carla_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=2, tensorboard=True))
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "mean_iou/val", "pixel_accuracy/train", "lr"} <= tags
+    assert [e.step for e in acc.Scalars("loss/train")] == [1, 2]

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="write the scores as JSON here")
+    p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
+    p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("predict", help="segment frames")
@@ -141,9 +143,13 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    from .evaluate import evaluate, format_report, write_json
-    report = evaluate(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size, a.device)
+    from .evaluate import evaluate_frames, format_report, write_json
+    report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
+                                    a.device, worst=a.worst if a.report else 0)
     print(format_report(report))
+    if a.report:
+        from .report import write_report
+        print(f"report written to {write_report(report, worst, a.report)}")
     if a.json:
         write_json(report, a.json)
         print(f"scores written to {a.json}")

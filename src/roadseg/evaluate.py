@@ -10,45 +10,83 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from .data import SampleCache, check_ids, discover, load_pair, parse_size, select_split
+from .data import Pair, SampleCache, check_ids, discover, load_pair, parse_size, select_split
 from .imageio import atomic_write
 from .metrics import ConfusionMatrix
 from .predict import Predictor
+
+
+@dataclass
+class Frame:
+    """One scored frame: the network-size image, the mask it was scored against, the prediction."""
+
+    pair: Pair
+    image: np.ndarray
+    mask: np.ndarray
+    pred: np.ndarray
+    mean_iou: float = math.nan
+    pixel_accuracy: float = math.nan
+
+
+def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = False, batch_size: int = 16,
+                   progress: bool = False) -> Iterator[Frame]:
+    """Predictions for every pair, at the model size or (full_res) at each mask's own size.
+
+    Every file is decoded and checked before the first prediction, so a bad file fails early."""
+    table = predictor.table
+    if full_res:
+        samples = [load_pair(p, predictor.size, predictor.resize, mask_size=None) for p in pairs]
+        for pair, (_, mask) in zip(pairs, samples):
+            check_ids(mask, pair.mask, table.num_classes, table.ignore_index)
+        for pair, (image, mask) in zip(pairs, samples):
+            pred = predictor.logits(image[None], mask.shape).argmax(1)[0].cpu().numpy().astype(np.uint8)
+            yield Frame(pair, image, mask, pred)
+        return
+    cache = SampleCache.load(pairs, predictor.size, table.num_classes, table.ignore_index, predictor.resize, progress)
+    for start in range(0, len(cache), batch_size):
+        images = cache.images[start:start + batch_size].numpy()
+        preds = predictor.logits(images).argmax(1).cpu().numpy().astype(np.uint8)
+        for i, pred in enumerate(preds):
+            yield Frame(pairs[start + i], images[i], cache.masks[start + i].numpy(), pred)
 
 
 def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False) -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
+    return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress)[0]
+
+
+def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
+                    size: str | None = None, full_res: bool = False, batch_size: int = 16,
+                    device: str = "auto", progress: bool = False, worst: int = 0) -> tuple[dict[str, Any], list[Frame]]:
+    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports)."""
     predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None)
     table = predictor.table
     layout = discover(data, fmt)
     meta_data = predictor.meta.get("data", {})
     pairs = select_split(layout, split, meta_data.get("val_fraction", 0.2), meta_data.get("seed", 0))
     cm = ConfusionMatrix(table.num_classes, table.ignore_index)
-    if full_res:
-        # Every file is decoded and checked first, so a bad file fails before any scoring.
-        samples = [load_pair(p, predictor.size, predictor.resize, mask_size=None) for p in pairs]
-        for pair, (image, mask) in zip(pairs, samples):
-            check_ids(mask, pair.mask, table.num_classes, table.ignore_index)
-        for image, mask in samples:
-            pred = predictor.logits(image[None], mask.shape).argmax(1).cpu()
-            cm.update(pred, torch.from_numpy(mask))
-    else:
-        cache = SampleCache.load(pairs, predictor.size, table.num_classes, table.ignore_index,
-                                 predictor.resize, progress)
-        for start in range(0, len(cache), batch_size):
-            images = cache.images[start:start + batch_size].numpy()
-            pred = predictor.logits(images).argmax(1).cpu()
-            cm.update(pred, cache.masks[start:start + batch_size])
+    per_frame, kept = [], []
+    for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):
+        one = ConfusionMatrix(table.num_classes, table.ignore_index)
+        one.update(torch.from_numpy(frame.pred), torch.from_numpy(frame.mask))
+        cm.merge(one.matrix)
+        s = one.compute()
+        frame.mean_iou, frame.pixel_accuracy = s["mean_iou"], s["pixel_accuracy"]
+        per_frame.append({"frame": frame.pair.stem, "mean_iou": _clean(s["mean_iou"]),
+                          "pixel_accuracy": _clean(s["pixel_accuracy"])})
+        if worst:
+            kept = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))[:worst]
     scores = cm.compute()
-    return {
+    report = {
         "model": str(model),
         "data": str(layout.root),
         "format": layout.format,
@@ -65,7 +103,12 @@ def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str 
         "class_pixel_share": {n: float(s) for n, s in zip(table.names, _shares(cm.matrix))},
         "confusion_matrix": cm.matrix.tolist(),
         "class_names": list(table.names),
+        "class_colors": [list(c) for c in table.colors],
+        "ignore_index": table.ignore_index,
+        "per_frame": per_frame,
+        "training_history": predictor.meta.get("training", {}).get("history", []),
     }
+    return report, kept
 
 
 def _clean(v: float) -> float | None:

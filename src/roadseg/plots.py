@@ -4,6 +4,7 @@ Usage: ``plot_curves(history, "runs/x/curves.png"); compare_figure(rgb, truth, p
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,20 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return out
 
 
+def figure_png(fig: plt.Figure) -> bytes:
+    """A figure as PNG bytes (then closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Loss, pixel accuracy and mean IoU per epoch, train and val, written to `path`."""
+    return _save(curves_figure(history), path)
+
+
+def curves_figure(history: list[dict]) -> plt.Figure:
     """Loss, pixel accuracy and mean IoU per epoch, train and val."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     epochs = [row["epoch"] for row in history]
@@ -36,7 +50,43 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return fig
+
+
+def iou_bars_figure(names: list[str], ious: list[float | None], colors: list) -> plt.Figure:
+    """Per-class IoU as horizontal bars in the class colours (absent classes left empty)."""
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1))
+    values = [0.0 if v is None else v for v in ious]
+    ax.barh(range(len(names)), values, color=[np.asarray(c) / 255 for c in colors], edgecolor="black", linewidth=0.4)
+    for i, v in enumerate(ious):
+        ax.text((v or 0) + 0.01, i, "absent" if v is None else f"{v:.3f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("IoU")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, names: list[str]) -> plt.Figure:
+    """The row-normalised confusion matrix (truth in rows) as a heatmap with class names."""
+    m = np.asarray(matrix, dtype=np.float64)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    size = 0.38 * len(names) + 2
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(names) <= 16:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if norm[i, j] >= 0.01:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig
 
 
 def colorize(mask: np.ndarray, table: ClassTable) -> np.ndarray:
