@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix-palette", metavar="COLOURS.json", help="convert colour-palette masks to id masks")
     p.add_argument("--out", help="folder for --fix-palette output")
 
+    p = sub.add_parser("import-keras", help="convert the notebook's Keras U-Net weights (HDF5) to a checkpoint")
+    p.add_argument("weights", help="HDF5 file from model.save or save_weights")
+    p.add_argument("out", help="checkpoint to write (.pt)")
+    p.add_argument("--size", default="96x128", help="input size the model was trained at")
+
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
 
@@ -186,6 +191,16 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def cmd_import_keras(a: argparse.Namespace) -> None:
+    from .checkpoint import save_checkpoint
+    from .data import parse_size
+    from .keras_import import import_keras
+    ckpt = import_keras(a.weights, parse_size(a.size))
+    save_checkpoint(ckpt, a.out)
+    print(f"wrote {a.out}: U-Net with {ckpt['model']['parameters']:,} parameters, "
+          f"{len(ckpt['classes']['names'])} classes")
+
+
 def cmd_info(a: argparse.Namespace) -> None:
     from .info import describe
     print(describe(a.model))
@@ -197,7 +212,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "check": cmd_check, "info": cmd_info, "demo": cmd_demo}
+            "check": cmd_check, "import-keras": cmd_import_keras, "info": cmd_info, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
