@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
     p.add_argument("--split", default="val", help="split of --compare DATA")
     p.add_argument("--limit", type=int, default=8, help="frames of --compare DATA (0 = all)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference engine")
     p.add_argument("--size", help="network input size (default: the checkpoint's)")
     p.add_argument("--device", default="auto")
 
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights", help="HDF5 file from model.save or save_weights")
     p.add_argument("out", help="checkpoint to write (.pt)")
     p.add_argument("--size", default="96x128", help="input size the model was trained at")
+
+    p = sub.add_parser("export", help="export a checkpoint: slim .pt (optionally fp16) or ONNX")
+    p.add_argument("--model", required=True)
+    p.add_argument("--format", choices=["pt", "onnx"], required=True)
+    p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
+    p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
+    p.add_argument("out")
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -165,7 +173,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from .predict import Predictor, compare_pairs, predict_files
     if not a.inputs and not a.compare:
         raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
-    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None)
+    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend)
     if a.compare:
         layout = discover(a.compare, a.format)
         meta = predictor.meta.get("data", {})
@@ -201,6 +209,21 @@ def cmd_import_keras(a: argparse.Namespace) -> None:
           f"{len(ckpt['classes']['names'])} classes")
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    from .export import export_onnx, export_pt
+    if a.format == "onnx":
+        path = export_onnx(a.model, a.out)
+    else:
+        card = {}
+        for item in a.card:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise RoadsegError(f"--card {item!r} is not KEY=VALUE")
+            card[key] = value
+        path = export_pt(a.model, a.out, a.half, card)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 def cmd_info(a: argparse.Namespace) -> None:
     from .info import describe
     print(describe(a.model))
@@ -212,7 +235,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "check": cmd_check, "import-keras": cmd_import_keras, "info": cmd_info, "demo": cmd_demo}
+            "check": cmd_check, "export": cmd_export, "import-keras": cmd_import_keras, "info": cmd_info, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

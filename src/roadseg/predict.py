@@ -30,28 +30,41 @@ class Predictor:
     """A model, its class table and its input size; turns uint8 RGB frames into id masks."""
 
     def __init__(self, model: torch.nn.Module, table: ClassTable, size: tuple[int, int],
-                 resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None) -> None:
+                 resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None,
+                 backend: str = "torch") -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.table, self.size, self.resize = table, tuple(size), resize
         self.meta = meta or {}
+        self.backend = backend
+        self.session = None
+        if backend == "onnx":
+            from .export import onnx_bytes, onnx_session
+            self.device = torch.device("cpu")
+            self.session = onnx_session(onnx_bytes(self.meta))
+        elif backend != "torch":
+            raise InputError(None, f"unknown backend '{backend}'", "use torch or onnx")
 
     @classmethod
-    def from_checkpoint(cls, name: str | Path, device: str = "auto",
-                        size: tuple[int, int] | None = None) -> "Predictor":
-        """Load a checkpoint path or shipped model name; `size` overrides the trained input size."""
+    def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,
+                        backend: str = "torch") -> "Predictor":
+        """Load a checkpoint path or shipped model name; `size` overrides the trained input size;
+        `backend` 'onnx' runs the network in onnxruntime (CPU)."""
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
         size = tuple(size or ckpt["input"]["size"])
         check_size(size, model.size_multiple)
-        return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt)
+        return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt, backend)
 
     @torch.no_grad()
     def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Logits for uint8 NxHxWx3 frames already at the model size; upsampled to `out_size` if given."""
-        x = to_tensor(images).to(self.device)
-        with autocast(self.device):
-            logits = self.model(x).float()
+        x = to_tensor(images)
+        if self.session is not None:
+            logits = torch.from_numpy(self.session.run(None, {"images": x.numpy()})[0])
+        else:
+            with autocast(self.device):
+                logits = self.model(x.to(self.device)).float()
         if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
             logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
         return logits

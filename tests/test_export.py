@@ -1,0 +1,47 @@
+"""Export: slim half-precision checkpoints and ONNX that matches PyTorch within 1e-4."""
+import numpy as np
+import onnxruntime as ort
+import torch
+from PIL import Image
+
+from roadseg.checkpoint import build_model, load_checkpoint
+from roadseg.cli import main
+from roadseg.predict import Predictor
+
+
+def test_half_pt_is_smaller_and_predicts_the_same(trained, tmp_path, capsys):
+    out = tmp_path / "slim.pt"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--half", out.as_posix(),
+                 "--card", "license=research use"]) == 0
+    slim = load_checkpoint(out)
+    assert "optimizer" not in slim and slim["card"]["license"] == "research use"
+    assert all(v.dtype == torch.float16 for v in slim["model"]["state_dict"].values() if v.is_floating_point())
+    assert out.stat().st_size < (trained / "best.pt").stat().st_size
+    frame = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    a = Predictor.from_checkpoint(trained / "best.pt").predict(frame)
+    b = Predictor.from_checkpoint(out).predict(frame)
+    assert (a == b).mean() > 0.99
+    assert main(["info", str(out)]) == 0 and "research use" in capsys.readouterr().out
+
+
+def test_onnx_matches_torch_with_dynamic_shapes(trained, tmp_path):
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    model = build_model(load_checkpoint(trained / "best.pt"))
+    for shape in [(1, 3, 32, 48), (3, 3, 64, 32)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"images": x.numpy()})[0]
+        assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
+
+
+def test_predict_with_onnx_backend(trained, carla_dir, tmp_path):
+    frame = str(carla_dir / "CameraRGB" / "000004.png")
+    assert main(["predict", "--model", str(trained / "best.pt"), "--out", str(tmp_path / "t"), frame]) == 0
+    assert main(["predict", "--model", str(trained / "best.pt"), "--backend", "onnx", "--out", str(tmp_path / "o"),
+                 frame]) == 0
+    a = np.asarray(Image.open(tmp_path / "t" / "000004.png"))
+    b = np.asarray(Image.open(tmp_path / "o" / "000004.png"))
+    assert (a == b).mean() > 0.999
