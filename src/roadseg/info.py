@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve_model_path
+from .config import TrainConfig
 
 
 def describe(name: str | Path) -> str:
@@ -30,6 +31,11 @@ def describe(name: str | Path) -> str:
                      f"{data.get('train_images')} train / {data.get('val_images')} val images")
     if training:
         lines.append(f"epochs       {training.get('epoch')}")
+        config = training.get("config") or {}
+        defaults = TrainConfig().to_dict()
+        recipe = {k: v for k, v in config.items() if k in defaults and v != defaults[k] and k not in ("data", "out")}
+        if recipe:
+            lines.append("recipe       " + ", ".join(f"{k}={v}" for k, v in recipe.items()))
         metrics = training.get("metrics") or {}
         shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) and v is not None}
         if shown:

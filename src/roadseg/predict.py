@@ -142,12 +142,20 @@ def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
     """Write <stem>.png (ids), <stem>_color.png and optionally <stem>_overlay.png for every input.
 
     All inputs are decoded and checked before anything is written."""
+    from .video import VIDEO_SUFFIXES, predict_video
     paths = expand_inputs(inputs)
-    for p in paths:
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p in paths if p not in videos]
+    for p in images:
         read_image(p)  # validate every input first: a bad file stops the run before any output
     out = Path(out)
     written = []
-    for p in paths:
+    for p in videos:
+        target = out / f"{p.stem}_overlay.mp4"
+        stats = predict_video(predictor, p, target)
+        print(f"{p}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {target}", flush=True)
+        written.append(target)
+    for p in images:
         image = read_image(p)
         ids = predictor.predict(image)
         colors = colorize(ids, predictor.table)
