@@ -45,3 +45,26 @@ def test_predict_with_onnx_backend(trained, carla_dir, tmp_path):
     a = np.asarray(Image.open(tmp_path / "t" / "000004.png"))
     b = np.asarray(Image.open(tmp_path / "o" / "000004.png"))
     assert (a == b).mean() > 0.999
+
+
+def test_onnx_files_carry_metadata_and_int8_stays_close(trained, carla_dir, tmp_path, capsys):
+    from roadseg.evaluate import evaluate
+
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(fp32)]) == 0
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", "--calibration",
+                 str(carla_dir), "--calibration-frames", "8", str(int8)]) == 0
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    ref = evaluate(trained / "best.pt", carla_dir, split="all")
+    a = evaluate(fp32, carla_dir, split="all")
+    b = evaluate(int8, carla_dir, split="all")
+    assert a["num_images"] == b["num_images"] == 12
+    assert abs(a["pixel_accuracy"] - ref["pixel_accuracy"]) < 1e-3
+    assert abs(b["pixel_accuracy"] - ref["pixel_accuracy"]) < 0.05
+    assert main(["predict", "--model", str(int8), "--out", str(tmp_path / "p"),
+                 str(carla_dir / "CameraRGB" / "000001.png")]) == 0
+    assert Image.open(tmp_path / "p" / "000001.png").size == (160, 120)
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", str(int8)]) == 2
+    assert "--calibration" in capsys.readouterr().err

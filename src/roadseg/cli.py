@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a checkpoint: slim .pt (optionally fp16) or ONNX")
     p.add_argument("--model", required=True)
-    p.add_argument("--format", choices=["pt", "onnx"], required=True)
+    p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True)
+    p.add_argument("--calibration", metavar="DATA", help="onnx-int8: dataset whose training frames calibrate")
+    p.add_argument("--calibration-frames", type=int, default=32)
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
     p.add_argument("out")
@@ -213,6 +215,10 @@ def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_onnx, export_pt
     if a.format == "onnx":
         path = export_onnx(a.model, a.out)
+    elif a.format == "onnx-int8":
+        if not a.calibration:
+            raise RoadsegError("--format onnx-int8 needs --calibration DATA (frames to calibrate the INT8 ranges)")
+        path = export_onnx(a.model, a.out, int8_calibration=a.calibration, calibration_count=a.calibration_frames)
     else:
         card = {}
         for item in a.card:

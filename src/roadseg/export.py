@@ -9,6 +9,8 @@ Usage::
 from __future__ import annotations
 
 import io
+import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,32 @@ def onnx_bytes(ckpt: dict[str, Any]) -> bytes:
                           input_names=["images"], output_names=["logits"], opset_version=ONNX_OPSET,
                           dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
                                         "logits": {0: "batch", 2: "height", 3: "width"}})
-    return buf.getvalue()
+    return with_metadata(buf.getvalue(), ckpt)
+
+
+def with_metadata(data: bytes, ckpt: dict[str, Any]) -> bytes:
+    """Store the class table and input description in the ONNX model's metadata, so an .onnx file
+    can be used on its own (``roadseg predict --model m.onnx``)."""
+    import onnx
+    proto = onnx.load_from_string(data)
+    meta = {"classes": ckpt["classes"], "input": ckpt["input"], "data": ckpt.get("data", {}),
+            "card": ckpt.get("card", {})}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "roadseg", json.dumps(meta)
+    return proto.SerializeToString()
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The roadseg metadata of an exported .onnx file."""
+    import onnx
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf and file errors of a damaged file
+        raise InputError(path, f"is not a readable ONNX model ({type(e).__name__})", "export it again") from None
+    for entry in proto.metadata_props:
+        if entry.key == "roadseg":
+            return json.loads(entry.value)
+    raise InputError(path, "is an ONNX model without roadseg metadata", "export it with `roadseg export`")
 
 
 def onnx_session(data: bytes, threads: int = 0):
@@ -67,8 +94,45 @@ def onnx_session(data: bytes, threads: int = 0):
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def export_onnx(model: str | Path, out: str | Path, tolerance: float = 1e-4) -> Path:
-    """Write ONNX and check onnxruntime's logits against PyTorch's (max abs difference <= tolerance)."""
+def quantize_int8(data: bytes, calibration: np.ndarray) -> bytes:
+    """Post-training static INT8 quantisation (QDQ, per-channel weights) calibrated on uint8 frames
+    (N,H,W,3) at the model's input size."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(np.array_split(calibration, max(len(calibration) // 4, 1)))
+
+        def get_next(self) -> dict | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"images": batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(data)
+        quantize_static(str(src), str(dst), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        return dst.read_bytes()
+
+
+def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, fmt: str = "auto") -> np.ndarray:
+    """Up to `count` training frames of a dataset at the model's input size, for INT8 calibration."""
+    from .data import SampleCache, discover, select_split
+    layout = discover(data, fmt)
+    meta = ckpt.get("data", {})
+    pairs = select_split(layout, "train", meta.get("val_fraction", 0.2), meta.get("seed", 0))
+    step = max(len(pairs) // count, 1)
+    cache = SampleCache.load(pairs[::step][:count], tuple(ckpt["input"]["size"]), resize=ckpt["input"]["resize"])
+    return cache.images.numpy()
+
+
+def export_onnx(model: str | Path, out: str | Path, tolerance: float = 1e-4, int8_calibration: str | Path | None = None,
+                calibration_count: int = 32) -> Path:
+    """Write ONNX and check onnxruntime's logits against PyTorch's (max abs difference <= tolerance).
+
+    With `int8_calibration` (a dataset folder) the model is quantised to INT8 after the check."""
     ckpt = load_checkpoint(model)
     data = onnx_bytes(ckpt)
     h, w = ckpt["input"]["size"]
@@ -80,4 +144,7 @@ def export_onnx(model: str | Path, out: str | Path, tolerance: float = 1e-4) -> 
     if diff > tolerance:
         raise InputError(out, f"ONNX logits differ from PyTorch's by {diff:.2e} (> {tolerance})",
                          "report this; use the torch backend meanwhile")
+    if int8_calibration is not None:
+        data = with_metadata(quantize_int8(data, calibration_frames(ckpt, int8_calibration, calibration_count)),
+                             {**ckpt, "card": {**ckpt.get("card", {}), "quantization": "int8 static (QDQ)"}})
     return atomic_write(out, lambda tmp: tmp.write_bytes(data))

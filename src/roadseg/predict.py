@@ -29,16 +29,18 @@ from .plots import colorize, compare_figure
 class Predictor:
     """A model, its class table and its input size; turns uint8 RGB frames into id masks."""
 
-    def __init__(self, model: torch.nn.Module, table: ClassTable, size: tuple[int, int],
+    def __init__(self, model: torch.nn.Module | None, table: ClassTable, size: tuple[int, int],
                  resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", session: Any = None) -> None:
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval() if model is not None else None
         self.table, self.size, self.resize = table, tuple(size), resize
         self.meta = meta or {}
         self.backend = backend
-        self.session = None
-        if backend == "onnx":
+        self.session = session
+        if session is not None:
+            self.device = torch.device("cpu")
+        elif backend == "onnx":
             from .export import onnx_bytes, onnx_session
             self.device = torch.device("cpu")
             self.session = onnx_session(onnx_bytes(self.meta))
@@ -49,12 +51,29 @@ class Predictor:
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,
                         backend: str = "torch") -> "Predictor":
         """Load a checkpoint path or shipped model name; `size` overrides the trained input size;
-        `backend` 'onnx' runs the network in onnxruntime (CPU)."""
+        `backend` 'onnx' runs the network in onnxruntime (CPU). An exported .onnx file (fp32 or INT8)
+        is run in onnxruntime with the metadata stored in it."""
+        if str(name).endswith(".onnx"):
+            return cls.from_onnx(name, size)
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
         size = tuple(size or ckpt["input"]["size"])
         check_size(size, model.size_multiple)
         return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt, backend)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None) -> "Predictor":
+        """A predictor running an .onnx file written by `roadseg export`."""
+        from .export import onnx_session, read_metadata
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "file not found", "check the path")
+        meta = read_metadata(path)
+        size = tuple(size or meta["input"]["size"])
+        check_size(size)
+        session = onnx_session(path.read_bytes())
+        return cls(None, ClassTable.from_dict(meta["classes"]), size, meta["input"].get("resize", "bilinear"),
+                   "cpu", meta, "onnx", session)
 
     @torch.no_grad()
     def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
