@@ -147,3 +147,8 @@ def test_tensorboard_event_files(tmp_path, carla_dir):
     tags = set(acc.Tags()["scalars"])
     assert {"loss/train", "loss/val", "mean_iou/val", "pixel_accuracy/train", "lr"} <= tags
     assert [e.step for e in acc.Scalars("loss/train")] == [1, 2]
+
+
+def test_compiled_training_runs(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, compile=True))
+    assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1

@@ -48,6 +48,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision on CUDA")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network; the first step's time includes compiling")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="SyncBatchNorm across GPUs under torchrun")
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-frames", type=int, default=32)
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
+    p.add_argument("--logit-adjustment", type=float, default=0.0, metavar="TAU",
+                   help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
     p.add_argument("out")
 
     p = sub.add_parser("info", help="describe a checkpoint")
@@ -226,7 +230,7 @@ def cmd_export(a: argparse.Namespace) -> None:
             if not sep or not key:
                 raise RoadsegError(f"--card {item!r} is not KEY=VALUE")
             card[key] = value
-        path = export_pt(a.model, a.out, a.half, card)
+        path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

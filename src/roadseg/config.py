@@ -53,6 +53,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True                    # mixed precision on CUDA; ignored on CPU
     channels_last: bool = True
+    compile: bool = False               # torch.compile the network (first step pays the compile time)
     progress: bool = True
     sync_bn: bool = False               # SyncBatchNorm across GPUs under torchrun
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)

@@ -36,9 +36,43 @@ def slim_checkpoint(ckpt: dict[str, Any], half: bool = False, card: dict[str, st
     return slim
 
 
-def export_pt(model: str | Path, out: str | Path, half: bool = False, card: dict[str, str] | None = None) -> Path:
-    """Write a slim checkpoint (loads with roadseg like any other)."""
-    return save_checkpoint(slim_checkpoint(load_checkpoint(model), half, card), out)
+def training_class_weights(ckpt: dict[str, Any]) -> torch.Tensor:
+    """The class weights the checkpoint was trained with (stored, or recomputed from its training data)."""
+    from .data import SampleCache, discover, split_pairs
+    from .optim import class_weights
+    stored = ckpt.get("training", {}).get("class_weights")
+    if stored:
+        return torch.tensor(stored, dtype=torch.float32)
+    config, data = ckpt.get("training", {}).get("config", {}), ckpt.get("data", {})
+    spec = config.get("class_weights", "none")
+    if spec in (None, "none"):
+        raise InputError(None, "the checkpoint was trained without class weights", "logit adjustment needs them")
+    layout = discover(data["root"], data.get("format", "auto"))
+    train, _ = split_pairs(layout, data.get("val_fraction", 0.2), data.get("seed", 0))
+    cache = SampleCache.load(train, tuple(ckpt["input"]["size"]), resize=ckpt["input"].get("resize", "bilinear"))
+    classes = ckpt["classes"]
+    return class_weights(spec, cache.masks, len(classes["names"]), classes.get("ignore_index"))
+
+
+def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
+    """Post-hoc logit adjustment for a class-weighted model: add -tau*log(weight) to the classifier bias,
+    undoing part of the prior the weights pushed into the logits (Menon et al., 2021)."""
+    weights = training_class_weights(ckpt)
+    shift = -tau * torch.log(weights.clamp(min=1e-6))
+    state = dict(ckpt["model"]["state_dict"])
+    state["classifier.bias"] = state["classifier.bias"].float() + shift
+    card = {**ckpt.get("card", {}), "logit_adjustment": f"tau={tau}: classifier bias += -tau*log(class weight) "
+            f"({', '.join(f'{v:+.3f}' for v in shift.tolist())})"}
+    return {**ckpt, "model": {**ckpt["model"], "state_dict": state}, "card": card}
+
+
+def export_pt(model: str | Path, out: str | Path, half: bool = False, card: dict[str, str] | None = None,
+              logit_adjustment: float = 0.0) -> Path:
+    """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted."""
+    ckpt = load_checkpoint(model)
+    if logit_adjustment:
+        ckpt = adjust_logits(ckpt, logit_adjustment)
+    return save_checkpoint(slim_checkpoint(ckpt, half, card), out)
 
 
 def onnx_bytes(ckpt: dict[str, Any]) -> bytes:

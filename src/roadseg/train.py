@@ -160,6 +160,9 @@ class Trainer:
             if cfg.sync_bn and cfg.batch_norm and self.device.type == "cuda":
                 self.net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.compile_seconds: float | None = None
         self.optimizer = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
         steps = math.ceil(math.ceil(len(data.train) / self.world.size) / self.batch_size)
         self.scheduler = make_scheduler(self.optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
@@ -203,6 +206,7 @@ class Trainer:
                      "val_fraction": self.cfg.val_fraction, "seed": self.cfg.seed,
                      "train_images": len(self.data.train), "val_images": len(self.data.val)},
             "training": {"epoch": self.epoch, "history": list(self.history), "config": self.cfg.to_dict(),
+                         "class_weights": None if self.class_weights is None else self.class_weights.tolist(),
                          "best_val_mean_iou": self.best_miou if self.best_miou > -math.inf else None,
                          "metrics": self.history[-1] if self.history else {}},
         }
@@ -248,6 +252,7 @@ class Trainer:
             desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
             bar = tqdm(total=len(order), desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
         for step, start in enumerate(batches):
+            t_step = time.perf_counter()
             images, masks = cache.batch(order[start:start + self.batch_size], transform)
             images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
@@ -265,6 +270,10 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
+            if cfg.compile and train and self.compile_seconds is None:
+                self.compile_seconds = time.perf_counter() - t_step
+                if world.main and cfg.progress:
+                    print(f"torch.compile: first step took {self.compile_seconds:.1f}s (compiling included)", flush=True)
             if self.signals.received is not None:
                 self._interrupted(step)
             total_loss += loss.item() * len(images)
