@@ -87,5 +87,8 @@ class World:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the process group together: a rank that tore it down while another still wrote its
+        last files could abort the other (gloo)."""
         if self.distributed and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
