@@ -152,3 +152,25 @@ def test_tensorboard_event_files(tmp_path, carla_dir):
 def test_compiled_training_runs(tmp_path, carla_dir):
     run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, compile=True))
     assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path, carla_dir, monkeypatch):
+    import roadseg.train as train_module
+
+    real = train_module.make_loss
+
+    def exploding(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def fn(logits, target):
+            calls["n"] += 1
+            value = loss(logits, target)
+            return value * float("nan") if calls["n"] == 5 else value
+        return fn
+
+    monkeypatch.setattr(train_module, "make_loss", exploding)
+    out = tmp_path / "r"
+    with pytest.raises(train_module.RoadsegError, match=r"loss became nan at epoch 2, step 2; last good checkpoint"):
+        train(tiny_config(carla_dir, out, epochs=3, val_fraction=0.0, batch_size=4))
+    assert load_checkpoint(out / "last.pt")["training"]["epoch"] == 1
