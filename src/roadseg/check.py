@@ -24,7 +24,7 @@ from PIL import Image
 from .classes import class_table
 from .data import Pair, discover
 from .errors import InputError
-from .imageio import _open, atomic_save_png, read_image, read_mask
+from .imageio import _open, atomic_save_png, mask_ids, read_image
 
 ENCODINGS = {"index": "single-channel index PNG", "rgb-id": "RGB(A) with the id in channel 0",
              "palette": "colour-palette RGB (a colour map, not ids)"}
@@ -81,9 +81,8 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def mask_encoding(path: Path) -> str:
-    """'index', 'rgb-id' or 'palette' for a readable mask file."""
-    image = _open(path, allow_jpeg=False)
+def mask_encoding(image: Image.Image) -> str:
+    """'index', 'rgb-id' or 'palette' for a decoded mask image."""
     if image.mode not in ("RGB", "RGBA"):
         return "index"
     arr = np.asarray(image)
@@ -98,8 +97,9 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
         report.add("unreadable", e)
         image = None
     try:
-        encoding = mask_encoding(pair.mask)
-        mask = read_mask(pair.mask)
+        decoded = _open(pair.mask, allow_jpeg=False)  # decoded once for the encoding, the ids and the colours
+        encoding = mask_encoding(decoded)
+        mask = mask_ids(decoded, pair.mask)
     except InputError as e:
         report.add("unreadable", e)
         return
@@ -108,7 +108,7 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
         report.add("size-mismatch", f"is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} is "
                    f"{image.shape[1]}x{image.shape[0]}; image and mask must have the same size", pair.mask)
     if encoding == "palette":
-        colours = np.unique(np.asarray(Image.open(pair.mask).convert("RGB")).reshape(-1, 3), axis=0)
+        colours = np.unique(np.asarray(decoded.convert("RGB")).reshape(-1, 3), axis=0)
         report.add("palette-mask", f"looks like a colour map ({len(colours)} colours), not class ids; "
                    "convert it with `roadseg check --fix-palette COLOURS.json --out DIR`", pair.mask)
         return
@@ -206,9 +206,10 @@ def fix_palette(root: str | Path, palette_file: str | Path, out: str | Path, fmt
     jobs = []
     for split in layout.splits.values():
         for pair in split:
-            if mask_encoding(pair.mask) != "palette":
+            decoded = _open(pair.mask, allow_jpeg=False)
+            if mask_encoding(decoded) != "palette":
                 continue
-            rgb = np.asarray(Image.open(pair.mask).convert("RGB")).astype(np.int64)
+            rgb = np.asarray(decoded.convert("RGB")).astype(np.int64)
             code = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
             ids = np.full(code.shape, -1, dtype=np.int64)
             for c in np.unique(code):

@@ -80,7 +80,11 @@ def read_mask(path: str | Path) -> np.ndarray:
     (CARLA), and the max over the colour channels is taken, as the notebook did.
     """
     path = Path(path)
-    image = _open(path, allow_jpeg=False)
+    return mask_ids(_open(path, allow_jpeg=False), path)
+
+
+def mask_ids(image: Image.Image, path: str | Path) -> np.ndarray:
+    """The HxW uint8 class ids of an already decoded mask image (see read_mask); `path` names it in errors."""
     if image.mode in ("L", "P", "1"):
         arr = np.asarray(image if image.mode != "1" else image.convert("L"))
     elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
