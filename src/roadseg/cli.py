@@ -175,15 +175,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    from .data import discover, parse_size, select_split
+    from .data import discover, parse_size, select_trained_split
     from .predict import Predictor, compare_pairs, predict_files
     if not a.inputs and not a.compare:
         raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
     predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend)
     if a.compare:
         layout = discover(a.compare, a.format)
-        meta = predictor.meta.get("data", {})
-        pairs = select_split(layout, a.split, meta.get("val_fraction", 0.2), meta.get("seed", 0))
+        pairs = select_trained_split(layout, a.split, predictor.meta.get("data", {}))
         pairs = pairs[: a.limit] if a.limit else pairs
         written = compare_pairs(predictor, pairs, a.out)
         print(f"wrote {len(written)} comparison figures to {a.out}")

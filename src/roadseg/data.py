@@ -203,6 +203,11 @@ def select_split(layout: Layout, split: str, val_fraction: float = 0.2, seed: in
     return layout.splits[split]
 
 
+def select_trained_split(layout: Layout, split: str, data_meta: dict) -> list[Pair]:
+    """A split as a checkpoint's training drew it: its seeded val fraction (`data_meta` is ckpt["data"])."""
+    return select_split(layout, split, data_meta.get("val_fraction", 0.2), data_meta.get("seed", 0))
+
+
 def resize_image(rgb: np.ndarray, size: tuple[int, int] | None, mode: str = "bilinear") -> np.ndarray:
     """Resize an HxWx3 uint8 image to (height, width): bilinear by default, or nearest (the notebook)."""
     if size is None or rgb.shape[:2] == tuple(size):

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .data import Pair, SampleCache, check_ids, discover, load_pair, parse_size, select_split
+from .data import Pair, SampleCache, check_ids, discover, load_pair, parse_size, select_trained_split
 from .imageio import atomic_write
 from .metrics import ConfusionMatrix
 from .predict import Predictor
@@ -71,8 +71,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None)
     table = predictor.table
     layout = discover(data, fmt)
-    meta_data = predictor.meta.get("data", {})
-    pairs = select_split(layout, split, meta_data.get("val_fraction", 0.2), meta_data.get("seed", 0))
+    pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
     cm = ConfusionMatrix(table.num_classes, table.ignore_index)
     per_frame, kept = [], []
     for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):

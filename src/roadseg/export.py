@@ -38,7 +38,7 @@ def slim_checkpoint(ckpt: dict[str, Any], half: bool = False, card: dict[str, st
 
 def training_class_weights(ckpt: dict[str, Any]) -> torch.Tensor:
     """The class weights the checkpoint was trained with (stored, or recomputed from its training data)."""
-    from .data import SampleCache, discover, split_pairs
+    from .data import SampleCache, discover, select_trained_split
     from .optim import class_weights
     stored = ckpt.get("training", {}).get("class_weights")
     if stored:
@@ -48,7 +48,7 @@ def training_class_weights(ckpt: dict[str, Any]) -> torch.Tensor:
     if spec in (None, "none"):
         raise InputError(None, "the checkpoint was trained without class weights", "logit adjustment needs them")
     layout = discover(data["root"], data.get("format", "auto"))
-    train, _ = split_pairs(layout, data.get("val_fraction", 0.2), data.get("seed", 0))
+    train = select_trained_split(layout, "train", data)
     cache = SampleCache.load(train, tuple(ckpt["input"]["size"]), resize=ckpt["input"].get("resize", "bilinear"))
     classes = ckpt["classes"]
     return class_weights(spec, cache.masks, len(classes["names"]), classes.get("ignore_index"))
@@ -153,10 +153,9 @@ def quantize_int8(data: bytes, calibration: np.ndarray) -> bytes:
 
 def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, fmt: str = "auto") -> np.ndarray:
     """Up to `count` training frames of a dataset at the model's input size, for INT8 calibration."""
-    from .data import SampleCache, discover, select_split
+    from .data import SampleCache, discover, select_trained_split
     layout = discover(data, fmt)
-    meta = ckpt.get("data", {})
-    pairs = select_split(layout, "train", meta.get("val_fraction", 0.2), meta.get("seed", 0))
+    pairs = select_trained_split(layout, "train", ckpt.get("data", {}))
     step = max(len(pairs) // count, 1)
     cache = SampleCache.load(pairs[::step][:count], tuple(ckpt["input"]["size"]), resize=ckpt["input"]["resize"])
     return cache.images.numpy()
