@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .classes import class_table
+from .classes import class_table, resolve_ignore
 from .data import Pair, discover
 from .errors import InputError
 from .imageio import _open, atomic_save_png, mask_ids, read_image
@@ -126,7 +126,6 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
 def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None = None,
                   ignore_index: int | str | None = "auto", progress: bool = False) -> CheckReport:
     """Read every file of the dataset once and collect all problems (raises only if it cannot be read at all)."""
-    from .train import resolve_ignore
     problems: list[InputError] = []
     try:
         layout = discover(root, fmt, problems)
@@ -140,7 +139,7 @@ def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None =
         return report
     ignore = resolve_ignore(ignore_index, layout.format)
     if num_classes is None:
-        num_classes = 23 if layout.format == "carla" else 11 if layout.format == "camvid" else 256
+        num_classes = class_table(layout.format).num_classes if layout.format != "generic" else 256
     report = CheckReport(layout.root, layout.format, num_classes, ignore)
     for p in problems:
         report.add(_kind(p), p)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
+
 CARLA_NAMES = [
     "Unlabeled", "Building", "Fence", "Other", "Pedestrian", "Pole", "RoadLine", "Road",
     "SideWalk", "Vegetation", "Vehicles", "Wall", "TrafficSign", "Sky", "Ground", "Bridge",
@@ -80,3 +82,15 @@ def class_table(fmt: str, num_classes: int | None = None, ignore_index: int | No
     if num_classes is None:
         raise ValueError("a generic dataset needs num_classes")
     return generic_table(num_classes, ignore_index)
+
+
+def resolve_ignore(value: int | str | None, fmt: str) -> int | None:
+    """'auto' -> 11 for CamVid, none otherwise; 'none'/None -> None; a number -> that id."""
+    if value == "auto":
+        return 11 if fmt == "camvid" else None
+    if value is None or str(value).lower() in ("none", "null", ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(None, f"ignore_index '{value}' is not a number", "use an id, none or auto") from None

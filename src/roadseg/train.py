@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .classes import ClassTable, class_table
+from .classes import ClassTable, class_table, resolve_ignore
 from .config import TrainConfig
 from .data import Layout, SampleCache, check_ids, check_size, discover, parse_size, split_pairs
 from .device import amp_dtype, autocast
@@ -82,18 +82,6 @@ class PreparedData:
     size: tuple[int, int]
     train: SampleCache
     val: SampleCache
-
-
-def resolve_ignore(value: int | str | None, fmt: str) -> int | None:
-    """'auto' -> 11 for CamVid, none otherwise; 'none'/None -> None; a number -> that id."""
-    if value == "auto":
-        return 11 if fmt == "camvid" else None
-    if value is None or str(value).lower() in ("none", "null", ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(None, f"ignore_index '{value}' is not a number", "use an id, none or auto") from None
 
 
 def prepare_data(cfg: TrainConfig) -> PreparedData:
