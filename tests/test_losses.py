@@ -39,3 +39,13 @@ def test_combined_loss_is_sum_and_differentiable():
     assert torch.isclose(total, cross_entropy(logits, target) + dice_loss(logits, target))
     total.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_channels_last_logits_give_the_same_loss():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 5, 6, 7), torch.randint(0, 5, (2, 6, 7))
+    w = torch.rand(5) + 0.1
+    for ignore in (None, 4):
+        plain = cross_entropy(logits, target, ignore, w)
+        fast = cross_entropy(logits.contiguous(memory_format=torch.channels_last), target, ignore, w)
+        assert torch.allclose(plain, fast, atol=1e-6)

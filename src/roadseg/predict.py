@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from .checkpoint import build_model, class_table_of, load_checkpoint
 from .classes import ClassTable
 from .data import Pair, check_size, load_pair, resize_image, to_tensor
-from .device import autocast, pick_device
+from .device import autocast, keep_freed_memory, pick_device
 from .errors import InputError
 from .imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
 from .plots import colorize, compare_figure
@@ -46,6 +46,8 @@ class Predictor:
             self.session = onnx_session(onnx_bytes(self.meta))
         elif backend != "torch":
             raise InputError(None, f"unknown backend '{backend}'", "use torch or onnx")
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     @classmethod
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,

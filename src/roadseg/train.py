@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .classes import ClassTable, class_table, resolve_ignore
 from .config import TrainConfig
 from .data import Layout, SampleCache, check_ids, check_size, discover, parse_size, split_pairs
-from .device import amp_dtype, autocast
+from .device import amp_dtype, autocast, keep_freed_memory
 from .distributed import World, is_main_process
 from .errors import InputError, RoadsegError
 from .imageio import atomic_write
@@ -137,6 +137,8 @@ class Trainer:
         self.cfg, self.data, self.out = cfg, data, out
         self.world = world or World.from_env(cfg.device)
         self.device = self.world.device
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.batch_size = self.world.local_batch(cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = UNet(3, data.table.num_classes, cfg.base_filters, cfg.depth, cfg.dropout, cfg.batch_norm)

@@ -1,0 +1,49 @@
+"""Device choice and the CPU allocator setting (checked in fresh processes: it is process-wide)."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from roadseg.device import pick_device
+from roadseg.errors import InputError
+
+PROBE = """
+import json, resource, torch
+from roadseg.device import keep_freed_memory
+kept = keep_freed_memory()
+conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+faults = []
+for _ in range(6):  # a training step's pattern: large activations made, used, freed, made again
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x = torch.rand(4, 16, 384, 384, requires_grad=True)  # 38 MB: above glibc's mmap threshold
+    conv(torch.relu(conv(x))).sum().backward()
+    del x
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"kept": kept, "faults": faults}))
+"""
+
+
+def _probe(env_value: str) -> dict:
+    env = {**os.environ, "ROADSEG_KEEP_FREED_MEMORY": env_value}
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_memory_is_reused_without_page_faults():
+    on, off = _probe("1"), _probe("0")
+    assert on["kept"] and not off["kept"]
+    pages = 38 * 2**20 // 4096  # one activation
+    # After two warm-up steps: the system default faults every page of every activation in again,
+    # kept memory is reused (an occasional late reshuffle of the heap may still fault a few pages).
+    assert min(off["faults"][2:]) > 2 * pages
+    assert sum(on["faults"][2:]) < 2 * pages
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(InputError):
+        pick_device("nonsense")
