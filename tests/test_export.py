@@ -1,5 +1,6 @@
 """Export: slim half-precision checkpoints and ONNX that matches PyTorch within 1e-4."""
 import numpy as np
+import pytest
 import onnxruntime as ort
 import torch
 from PIL import Image
@@ -68,3 +69,25 @@ def test_onnx_files_carry_metadata_and_int8_stays_close(trained, carla_dir, tmp_
     assert Image.open(tmp_path / "p" / "000001.png").size == (160, 120)
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", str(int8)]) == 2
     assert "--calibration" in capsys.readouterr().err
+
+
+def test_openvino_backend_matches_torch_and_runs_int8(trained, carla_dir, tmp_path):
+    pytest.importorskip("openvino")
+    from roadseg.data import SampleCache, discover, split_pairs
+    from roadseg.evaluate import evaluate
+
+    ckpt = trained / "best.pt"
+    torch_p, ov_p = Predictor.from_checkpoint(ckpt), Predictor.from_checkpoint(ckpt, backend="openvino")
+    frames = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0][:5], torch_p.size).images.numpy()
+    for batch in (frames[:1], frames):  # each batch shape compiles once
+        expected, got = torch_p.logits(batch), ov_p.logits(batch)
+        assert got.shape == expected.shape and (got - expected).abs().max() <= 1e-4
+    int8 = tmp_path / "m8.onnx"
+    assert main(["export", "--model", str(ckpt), "--format", "onnx-int8", "--calibration", str(carla_dir),
+                 "--calibration-frames", "8", str(int8)]) == 0
+    ref = evaluate(ckpt, carla_dir, split="all")
+    q = evaluate(int8, carla_dir, split="all", backend="openvino")
+    assert q["num_images"] == 12 and abs(q["pixel_accuracy"] - ref["pixel_accuracy"]) < 0.05
+    frame = str(carla_dir / "CameraRGB" / "000004.png")
+    assert main(["predict", "--model", str(ckpt), "--backend", "openvino", "--out", str(tmp_path / "o"), frame]) == 0
+    assert Image.open(tmp_path / "o" / "000004.png").size == (160, 120)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .engines import BACKENDS
 from .errors import RoadsegError
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the scores as JSON here")
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
     p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("predict", help="segment frames")
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
     p.add_argument("--split", default="val", help="split of --compare DATA")
     p.add_argument("--limit", type=int, default=8, help="frames of --compare DATA (0 = all)")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference engine")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
     p.add_argument("--size", help="network input size (default: the checkpoint's)")
     p.add_argument("--device", default="auto")
 
@@ -164,7 +167,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluate import evaluate_frames, format_report, write_json
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
-                                    a.device, worst=a.worst if a.report else 0)
+                                    a.device, worst=a.worst if a.report else 0, backend=a.backend)
     print(format_report(report))
     if a.report:
         from .report import write_report

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .engines import onnx_session
 from .errors import InputError
 from .imageio import atomic_write
 
@@ -114,18 +115,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         if entry.key == "roadseg":
             return json.loads(entry.value)
     raise InputError(path, "is an ONNX model without roadseg metadata", "export it with `roadseg export`")
-
-
-def onnx_session(data: bytes, threads: int = 0):
-    """An onnxruntime CPU session for ONNX bytes (onnxruntime is an optional extra)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise InputError(None, "the onnx backend needs onnxruntime", "pip install 'roadseg[onnx]'") from None
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def quantize_int8(data: bytes, calibration: np.ndarray) -> bytes:

@@ -21,6 +21,7 @@ from .checkpoint import build_model, class_table_of, load_checkpoint
 from .classes import ClassTable
 from .data import Pair, check_size, load_pair, resize_image, to_tensor
 from .device import autocast, keep_freed_memory, pick_device
+from .engines import Engine, make_engine
 from .errors import InputError
 from .imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
 from .plots import colorize, compare_figure
@@ -31,21 +32,22 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module | None, table: ClassTable, size: tuple[int, int],
                  resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None,
-                 backend: str = "torch", session: Any = None) -> None:
-        self.device = pick_device(device)
-        self.model = model.to(self.device).eval() if model is not None else None
+                 backend: str = "torch", onnx: bytes | None = None) -> None:
         self.table, self.size, self.resize = table, tuple(size), resize
         self.meta = meta or {}
         self.backend = backend
-        self.session = session
-        if session is not None:
-            self.device = torch.device("cpu")
-        elif backend == "onnx":
-            from .export import onnx_bytes, onnx_session
-            self.device = torch.device("cpu")
-            self.session = onnx_session(onnx_bytes(self.meta))
-        elif backend != "torch":
-            raise InputError(None, f"unknown backend '{backend}'", "use torch or onnx")
+        self.engine: Engine | None = None
+        if backend == "torch":
+            if model is None:
+                raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
+                                 "use --backend onnx or --backend openvino")
+            self.device = pick_device(device)
+            memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
+            self.model = model.to(self.device, memory_format=memory_format).eval()
+        else:
+            from .export import onnx_bytes
+            self.device, self.model = torch.device("cpu"), None
+            self.engine = make_engine(backend, onnx if onnx is not None else onnx_bytes(self.meta))
         if self.device.type == "cpu":
             keep_freed_memory()
 
@@ -53,10 +55,10 @@ class Predictor:
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,
                         backend: str = "torch") -> "Predictor":
         """Load a checkpoint path or shipped model name; `size` overrides the trained input size;
-        `backend` 'onnx' runs the network in onnxruntime (CPU). An exported .onnx file (fp32 or INT8)
-        is run in onnxruntime with the metadata stored in it."""
+        `backend` 'onnx' or 'openvino' runs the network in onnxruntime or OpenVINO (CPU). An exported
+        .onnx file (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
         if str(name).endswith(".onnx"):
-            return cls.from_onnx(name, size)
+            return cls.from_onnx(name, size, backend)
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
         size = tuple(size or ckpt["input"]["size"])
@@ -64,25 +66,24 @@ class Predictor:
         return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt, backend)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None) -> "Predictor":
-        """A predictor running an .onnx file written by `roadseg export`."""
-        from .export import onnx_session, read_metadata
+    def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None, backend: str = "onnx") -> "Predictor":
+        """A predictor running an .onnx file written by `roadseg export` in onnxruntime or OpenVINO."""
+        from .export import read_metadata
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "file not found", "check the path")
         meta = read_metadata(path)
         size = tuple(size or meta["input"]["size"])
         check_size(size)
-        session = onnx_session(path.read_bytes())
         return cls(None, ClassTable.from_dict(meta["classes"]), size, meta["input"].get("resize", "bilinear"),
-                   "cpu", meta, "onnx", session)
+                   "cpu", meta, "onnx" if backend == "torch" else backend, path.read_bytes())
 
     @torch.no_grad()
     def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Logits for uint8 NxHxWx3 frames already at the model size; upsampled to `out_size` if given."""
         x = to_tensor(images)
-        if self.session is not None:
-            logits = torch.from_numpy(self.session.run(None, {"images": x.numpy()})[0])
+        if self.engine is not None:
+            logits = torch.from_numpy(self.engine(x.numpy()))
         else:
             with autocast(self.device):
                 logits = self.model(x.to(self.device)).float()
