@@ -1,7 +1,11 @@
 """The notebook's Keras U-Net, timed the way benchmarks/speed.py times roadseg. Runs inside the
 separate TensorFlow virtualenv that speed.py creates; prints one JSON object.
 
-Usage (speed.py does this): .bench-venv/keras/bin/python benchmarks/keras_reference.py 96x128 5
+Training: model.fit over one epoch of STEPS batches of NumPy arrays (a warm-up epoch first, which
+traces the graph), median images/s of REPEATS epochs; every epoch's figure is printed too, since
+TensorFlow's speed on this machine varies from epoch to epoch. Inference: a tf.function forward.
+
+Usage (speed.py does this): .bench-venv/keras/bin/python benchmarks/keras_reference.py 96x128 REPEATS STEPS
 """
 import json
 import os
@@ -49,13 +53,14 @@ def unet_model(input_size, n_filters=32, n_classes=23):
 def main() -> None:
     h, w = (int(v) for v in sys.argv[1].split("x"))
     repeats = int(sys.argv[2])
+    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     train_batch = 32 if h * w <= 96 * 128 else 8
     model = unet_model((h, w, 3))
     assert model.count_params() == 8_640_471
     model.compile(optimizer="adam", loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     rng = np.random.default_rng(0)
-    n_train = train_batch * 4
+    n_train = train_batch * steps
     x = rng.random((n_train, h, w, 3), dtype=np.float32)
     y = rng.integers(0, 23, (n_train, h, w, 1)).astype(np.uint8)
     model.fit(x, y, batch_size=train_batch, epochs=1, verbose=0)  # warm-up: tracing
@@ -79,7 +84,7 @@ def main() -> None:
         t0 = time.perf_counter()
         infer_fn(one).numpy()
         latency.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"train_images_per_s": statistics.median(train), "train_batch": train_batch,
+    print(json.dumps({"train_images_per_s": statistics.median(train), "train_runs": train, "train_batch": train_batch,
                       "infer_images_per_s": statistics.median(infer), "latency_ms": statistics.median(latency),
                       "tensorflow": tf.__version__, "threads": os.cpu_count()}))
 

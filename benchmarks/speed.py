@@ -3,6 +3,15 @@ U-Net, for roadseg as users run it and for a TensorFlow/Keras reference of the s
 in the same run. Prints each figure, the ratio roadseg / reference, and achieved GFLOP/s as a share
 of a measured fp32 matrix-product peak.
 
+roadseg is measured on its own code paths: training runs `Trainer` epochs on cached uint8 samples
+(the loop `roadseg train` runs, default settings: mixed precision where the CPU has native bf16,
+and with --no-amp, fp32), inference runs `Predictor` on uint8 frames with each backend (torch,
+onnxruntime, OpenVINO; fp32), and INT8 runs the `roadseg export --format onnx-int8` model
+(calibrated on random frames: speed does not depend on the weights' values) in OpenVINO and
+onnxruntime. Keras runs model.fit on NumPy arrays and a tf.function forward, as the notebook does.
+Every figure is a median over --repeats timed runs after a warm-up run; a training run is one epoch
+of --steps steps.
+
 Sizes: 96x128 (train batch 32) and 352x480 (train batch 8; CamVid's 360x480 is not divisible by 16,
 so the network, in Keras as in roadseg, takes the nearest multiple). Inference uses batch 32.
 
@@ -20,71 +29,125 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
+from roadseg.device import amp_dtype, keep_freed_memory
+from roadseg.engines import make_engine
+from roadseg.export import onnx_bytes, quantize_int8
+from roadseg.model import UNet
 from roadseg.predict import Predictor
 from roadseg.train import PreparedData, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS_VENV = ROOT / ".bench-venv" / "keras"
+INFER_BATCH = 32
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 GFLOP/s of a large matrix product."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    a @ b
-    best = min(_time(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _time(fn) -> float:
+def _time(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def forward_gflop(model: torch.nn.Module, size: tuple[int, int]) -> float:
+def _rate(fn: Callable[[], object], images: int, repeats: int) -> float:
+    """Median images/s of `fn` (which handles `images` images) after one warm-up call."""
+    fn()
+    return statistics.median(images / _time(fn) for _ in range(repeats))
+
+
+def matmul_peak(repeats: int = 5) -> float:
+    """Measured fp32 GFLOP/s of a large matrix product: the best of torch.mm (MKL) and the same
+    product as a 1x1 convolution (oneDNN; MKL does not use AVX-512 on every vendor's CPU)."""
+    n = 2048
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    x = torch.rand(1, n, 32, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n, n, 1, 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        mm = 2 * n**3 / min(_time(lambda: a @ b) for _ in range(repeats + 1)) / 1e9
+        conv = 2 * n * n * 32 * 64 / min(_time(lambda: torch.nn.functional.conv2d(x, w))
+                                         for _ in range(repeats + 1)) / 1e9
+    return max(mm, conv)
+
+
+def forward_gflop(size: tuple[int, int]) -> float:
     """GFLOP of one forward pass for one image."""
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.rand(1, 3, *size))
+        UNet()(torch.rand(1, 3, *size))
     return counter.get_total_flops() / 1e9
 
 
-def roadseg_figures(size: tuple[int, int], repeats: int, backend: str = "torch") -> dict:
-    """roadseg's own code paths: Trainer epochs on cached samples, Predictor on uint8 frames."""
-    h, w = size
-    train_batch = 32 if h * w <= 96 * 128 else 8
-    rng = np.random.default_rng(0)
-    n = train_batch * 4
+def _cache(n: int, size: tuple[int, int], seed: int = 0) -> SampleCache:
+    rng = np.random.default_rng(seed)
     pairs = [Pair(Path(f"frame{i}.png"), Path(f"frame{i}.png")) for i in range(n)]
-    cache = SampleCache(pairs, torch.from_numpy(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)),
-                        torch.from_numpy(rng.integers(0, 23, (n, h, w), dtype=np.uint8)))
-    cfg = TrainConfig(size=f"{h}x{w}", batch_size=train_batch, progress=False, device="cpu")
+    return SampleCache(pairs, torch.from_numpy(rng.integers(0, 256, (n, *size, 3), dtype=np.uint8)),
+                       torch.from_numpy(rng.integers(0, 23, (n, *size), dtype=np.uint8)))
+
+
+def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool) -> tuple[dict, Trainer]:
+    """images/s of Trainer epochs (the `roadseg train` loop) on cached samples, and the trainer."""
+    batch = 32 if size[0] * size[1] <= 96 * 128 else 8
+    cache = _cache(batch * steps, size)
+    cfg = TrainConfig(size=f"{size[0]}x{size[1]}", batch_size=batch, progress=False, device="cpu", amp=amp)
     data = PreparedData(Layout(Path("."), "carla", {}), class_table("carla"), size, cache, cache)
     trainer = Trainer(cfg, data, Path("unused"))
-    trainer._run_epoch(cache, train=True)  # warm-up
-    train = [n / _time(lambda: trainer._run_epoch(cache, train=True)) for _ in range(repeats)]
-    model = trainer.model.eval()
-    predictor = Predictor(model, data.table, size, device="cpu", backend=backend,
-                          meta={**trainer.state(with_optimizer=False)})
-    batch = cache.images[:32].numpy() if n >= 32 else np.concatenate([cache.images.numpy()] * 4)[:32]
-    predictor.logits(batch)
-    infer = [32 / _time(lambda: predictor.logits(batch)) for _ in range(repeats)]
-    frame = batch[0]
-    predictor.predict(frame)
-    latency = [1000 * _time(lambda: predictor.predict(frame)) for _ in range(repeats * 3)]
-    return {"train_images_per_s": statistics.median(train) if backend == "torch" else None,
-            "train_batch": train_batch, "infer_images_per_s": statistics.median(infer),
-            "latency_ms": statistics.median(latency)}
+    rate = _rate(lambda: trainer._run_epoch(cache, train=True), len(cache), repeats)
+    precision = "bf16 mixed" if amp and amp_dtype(trainer.device) == torch.bfloat16 else "fp32"
+    return {"images_per_s": rate, "batch": batch, "precision": precision}, trainer
 
 
-def keras_figures(size: tuple[int, int], repeats: int) -> dict:
+def infer_figures(predictor: Predictor, frames: np.ndarray, repeats: int) -> dict:
+    """Batch images/s and single-frame latency (ms) of a Predictor on uint8 frames at the model size."""
+    batch = predictor.logits
+    latency = 1000 / _rate(lambda: predictor.predict(frames[0]), 1, repeats * 3)
+    return {"images_per_s": _rate(lambda: batch(frames), len(frames), repeats), "latency_ms": latency}
+
+
+def int8_figures(meta: dict, frames: np.ndarray, repeats: int) -> dict:
+    """INT8 (static QDQ, the `roadseg export --format onnx-int8` path) in OpenVINO and onnxruntime."""
+    data = quantize_int8(onnx_bytes(meta), frames[:8])
+    x = frames.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    out = {}
+    for backend in ("openvino", "onnx"):
+        try:
+            engine = make_engine(backend, data)
+        except Exception as e:  # an optional extra that is missing
+            print(f"  (int8 {backend} skipped: {e})")
+            continue
+        out[backend] = {"images_per_s": _rate(lambda: engine(x), len(x), repeats),
+                        "latency_ms": 1000 / _rate(lambda: engine(x[:1]), 1, repeats * 3)}
+    return out
+
+
+def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
+    """All roadseg figures for one size."""
+    default, trainer = train_rate(size, steps, repeats, amp=True)
+    result = {"train": {"default": default}}
+    if default["precision"] != "fp32":
+        result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
+    meta = trainer.state(with_optimizer=False)
+    frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
+    result["infer"] = {}
+    for backend in ("torch", "onnx", "openvino"):
+        try:
+            predictor = Predictor(build_model(meta) if backend == "torch" else None, trainer.data.table, size,
+                                  device="cpu", meta=meta, backend=backend)
+        except Exception as e:  # an optional extra that is missing
+            print(f"  ({backend} skipped: {e})")
+            continue
+        result["infer"][backend] = infer_figures(predictor, frames, repeats)
+    result["int8"] = int8_figures(meta, frames, repeats)
+    return result
+
+
+def keras_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     """Run the Keras reference in its own virtualenv (created on first use)."""
     python = KERAS_VENV / "bin" / "python"
     if not python.exists():
@@ -92,53 +155,74 @@ def keras_figures(size: tuple[int, int], repeats: int) -> dict:
         subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "tensorflow-cpu"], check=True)
     out = subprocess.run([str(python), str(ROOT / "benchmarks" / "keras_reference.py"), f"{size[0]}x{size[1]}",
-                          str(repeats)], capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2",
-                                                                              "PATH": "/usr/bin:/bin"})
+                          str(repeats), str(steps)], capture_output=True, text=True,
+                         env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"})
     if out.returncode != 0:
         raise SystemExit(f"Keras reference failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None) -> dict:
+    """Print one size's figures and return its ratios."""
+    train = mine["train"]
+    infer = mine["infer"]
+    best_name = max(infer, key=lambda k: infer[k]["images_per_s"])
+    best = infer[best_name]["images_per_s"]
+    int8 = mine["int8"]
+    print(f"\n{key}: {fwd:.2f} GFLOP forward per image")
+    for name, row in train.items():
+        print(f"  roadseg train {name:8s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
+              f"{row['images_per_s'] * 3 * fwd / peak:.0%} of peak")
+    for name, row in infer.items():
+        print(f"  roadseg infer {name:8s} {row['images_per_s']:7.2f} img/s (fp32, batch {INFER_BATCH}), "
+              f"latency {row['latency_ms']:6.1f} ms, {row['images_per_s'] * fwd / peak:.0%} of peak")
+    for name, row in int8.items():
+        print(f"  roadseg int8  {name:8s} {row['images_per_s']:7.2f} img/s (batch {INFER_BATCH}), "
+              f"latency {row['latency_ms']:6.1f} ms")
+    ratios: dict = {}
+    if ref is not None:
+        fp32_train = train.get("fp32", train["default"])["images_per_s"]
+        ratios = {"train_ratio": train["default"]["images_per_s"] / ref["train_images_per_s"],
+                  "train_ratio_fp32": fp32_train / ref["train_images_per_s"],
+                  "infer_ratio": best / ref["infer_images_per_s"],
+                  "latency_ratio": ref["latency_ms"] / min(r["latency_ms"] for r in infer.values())}
+        if int8:
+            ratios["int8_ratio"] = max(r["images_per_s"] for r in int8.values()) / ref["infer_images_per_s"]
+        spread = ", ".join(f"{v:.1f}" for v in ref["train_runs"])
+        print(f"  keras train           {ref['train_images_per_s']:7.2f} img/s (fp32; runs: {spread})"
+              f"  -> ratio {ratios['train_ratio']:.2f} (default), {ratios['train_ratio_fp32']:.2f} (fp32)")
+        print(f"  keras infer           {ref['infer_images_per_s']:7.2f} img/s  -> ratio {ratios['infer_ratio']:.2f} "
+              f"(best fp32 backend: {best_name})" + (f", int8 {ratios['int8_ratio']:.2f}" if int8 else ""))
+        print(f"  keras latency         {ref['latency_ms']:7.1f} ms     -> speed-up {ratios['latency_ratio']:.2f}")
+    return ratios
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", action="append", help="HxW (repeatable); default 96x128 and 352x480")
     p.add_argument("--reference", choices=["keras", "none"], default="none")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=6, help="training steps per timed epoch")
     p.add_argument("--json", help="write the figures here")
     a = p.parse_args(argv)
     sizes = [tuple(int(v) for v in s.split("x")) for s in (a.size or ["96x128", "352x480"])]
+    keep_freed_memory()
     peak = matmul_peak()
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"fp32 matmul peak {peak:.0f} GFLOP/s")
-    from roadseg.model import UNet
     results: dict = {"peak_gflops": peak, "sizes": {}}
     for size in sizes:
         key = f"{size[0]}x{size[1]}"
-        fwd = forward_gflop(UNet(), size)
-        mine = roadseg_figures(size, a.repeats)
-        onnx = roadseg_figures(size, a.repeats, backend="onnx")
-        row = {"forward_gflop": fwd, "roadseg": mine, "roadseg_onnx": onnx}
-        best_infer = max(mine["infer_images_per_s"], onnx["infer_images_per_s"])
-        print(f"\n{key}: {fwd:.2f} GFLOP forward per image")
-        print(f"  roadseg train   {mine['train_images_per_s']:7.2f} img/s (batch {mine['train_batch']}), "
-              f"{mine['train_images_per_s'] * 3 * fwd / peak:.0%} of peak")
-        print(f"  roadseg infer   {mine['infer_images_per_s']:7.2f} img/s torch, {onnx['infer_images_per_s']:.2f} onnx "
-              f"(batch 32), {best_infer * fwd / peak:.0%} of peak (effective: fast conv algorithms can exceed it)")
-        print(f"  roadseg latency {mine['latency_ms']:7.1f} ms torch, {onnx['latency_ms']:.1f} ms onnx")
-        if a.reference == "keras":
-            ref = keras_figures(size, a.repeats)
-            row["keras"] = ref
-            row["train_ratio"] = mine["train_images_per_s"] / ref["train_images_per_s"]
-            row["infer_ratio"] = best_infer / ref["infer_images_per_s"]
-            row["latency_ratio"] = ref["latency_ms"] / min(mine["latency_ms"], onnx["latency_ms"])
-            print(f"  keras train     {ref['train_images_per_s']:7.2f} img/s  -> ratio {row['train_ratio']:.2f}")
-            print(f"  keras infer     {ref['infer_images_per_s']:7.2f} img/s  -> ratio {row['infer_ratio']:.2f}")
-            print(f"  keras latency   {ref['latency_ms']:7.1f} ms     -> speed-up {row['latency_ratio']:.2f}")
+        fwd = forward_gflop(size)
+        mine = roadseg_figures(size, a.steps, a.repeats)
+        ref = keras_figures(size, a.steps, a.repeats) if a.reference == "keras" else None
+        row = {"forward_gflop": fwd, "roadseg": mine, "keras": ref}
+        row.update(report(key, fwd, peak, mine, ref))
         results["sizes"][key] = row
     if a.json:
         if len(sizes) == 1:
             only = results["sizes"][f"{sizes[0][0]}x{sizes[0][1]}"]
-            results.update({k: only[k] for k in ("train_ratio", "infer_ratio") if k in only})
+            results.update({k: v for k, v in only.items() if k.endswith("_ratio") or k.endswith("_fp32")})
         Path(a.json).write_text(json.dumps(results, indent=2))
     return 0
 

@@ -174,3 +174,18 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path, carla_dir, monkeypatch):
     with pytest.raises(train_module.RoadsegError, match=r"loss became nan at epoch 2, step 2; last good checkpoint"):
         train(tiny_config(carla_dir, out, epochs=3, val_fraction=0.0, batch_size=4))
     assert load_checkpoint(out / "last.pt")["training"]["epoch"] == 1
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(tmp_path, carla_dir, amp):
+    from roadseg.device import cpu_has_native_bf16
+    from roadseg.train import Trainer, prepare_data
+
+    cfg = tiny_config(carla_dir, tmp_path / "r", amp=amp, device="cpu")
+    trainer = Trainer(cfg, prepare_data(cfg), tmp_path / "r")
+    seen = set()
+    trainer.model.classifier.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    scores = trainer._run_epoch(trainer.data.train, train=True)
+    assert seen == {torch.bfloat16 if amp and cpu_has_native_bf16() else torch.float32}
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
+    assert 0 < scores["loss"] < 10

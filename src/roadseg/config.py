@@ -51,7 +51,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     patience: int = 0                   # stop after this many epochs without a better val mIoU; 0 = never
     device: str = "auto"
-    amp: bool = True                    # mixed precision on CUDA; ignored on CPU
+    amp: bool = True                    # mixed precision: CUDA, and bf16 on CPUs with native bf16
     channels_last: bool = True
     compile: bool = False               # torch.compile the network (first step pays the compile time)
     progress: bool = True

@@ -26,15 +26,25 @@ def pick_device(name: str = "auto") -> torch.device:
         raise InputError(None, f"unknown device '{name}'", "use auto, cpu or cuda") from None
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated
+    and slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype for `device`: bfloat16 where supported, else float16; None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The mixed-precision dtype for `device`: on CUDA bfloat16 where supported, else float16; on the
+    CPU bfloat16 where the hardware has it, else None (fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """An autocast context on CUDA when enabled, a no-op elsewhere."""
+    """An autocast context (see amp_dtype) when enabled, a no-op where there is no fast low precision."""
     dtype = amp_dtype(device)
     if not enabled or dtype is None:
         return contextlib.nullcontext()

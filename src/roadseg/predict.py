@@ -42,8 +42,8 @@ class Predictor:
                 raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
                                  "use --backend onnx or --backend openvino")
             self.device = pick_device(device)
-            memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
-            self.model = model.to(self.device, memory_format=memory_format).eval()
+            self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
+            self.model = model.to(self.device, memory_format=self.memory_format).eval()
         else:
             from .export import onnx_bytes
             self.device, self.model = torch.device("cpu"), None
@@ -85,8 +85,8 @@ class Predictor:
         if self.engine is not None:
             logits = torch.from_numpy(self.engine(x.numpy()))
         else:
-            with autocast(self.device):
-                logits = self.model(x.to(self.device)).float()
+            with autocast(self.device, enabled=self.device.type == "cuda"):  # fp32 logits on the CPU
+                logits = self.model(x.to(self.device, memory_format=self.memory_format)).float()
         if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
             logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
         return logits
