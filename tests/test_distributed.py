@@ -8,7 +8,8 @@ import torch
 from roadseg.checkpoint import load_checkpoint
 
 ARGS = ["--epochs", "2", "--size", "32x48", "--base-filters", "4", "--depth", "3", "--batch-size", "4",
-        "--val-fraction", "0.34", "--dropout", "0", "--lr", "0.003", "--no-progress"]
+        "--val-fraction", "0.34", "--dropout", "0", "--lr", "0.003", "--no-progress",
+        "--no-amp"]  # fp32: bf16 rounding differs with the per-rank batch, beyond the tolerance compared here
 
 
 def _run(cmd):
