@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
-from roadseg.data import Layout, Pair, SampleCache
+from roadseg.data import Layout, Pair, SampleCache, to_tensor
 from roadseg.device import amp_dtype, keep_freed_memory
 from roadseg.engines import make_engine
 from roadseg.export import onnx_bytes, quantize_int8
@@ -105,15 +105,14 @@ def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool) -> tu
 
 def infer_figures(predictor: Predictor, frames: np.ndarray, repeats: int) -> dict:
     """Batch images/s and single-frame latency (ms) of a Predictor on uint8 frames at the model size."""
-    batch = predictor.logits
     latency = 1000 / _rate(lambda: predictor.predict(frames[0]), 1, repeats * 3)
-    return {"images_per_s": _rate(lambda: batch(frames), len(frames), repeats), "latency_ms": latency}
+    return {"images_per_s": _rate(lambda: predictor.logits(frames), len(frames), repeats), "latency_ms": latency}
 
 
-def int8_figures(meta: dict, frames: np.ndarray, repeats: int) -> dict:
+def int8_figures(fp32_onnx: bytes, frames: np.ndarray, repeats: int) -> dict:
     """INT8 (static QDQ, the `roadseg export --format onnx-int8` path) in OpenVINO and onnxruntime."""
-    data = quantize_int8(onnx_bytes(meta), frames[:8])
-    x = frames.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    data = quantize_int8(fp32_onnx, frames[:8])
+    x = to_tensor(frames).numpy()
     out = {}
     for backend in ("openvino", "onnx"):
         try:
@@ -133,17 +132,18 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     if default["precision"] != "fp32":
         result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
     meta = trainer.state(with_optimizer=False)
+    onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
     for backend in ("torch", "onnx", "openvino"):
         try:
             predictor = Predictor(build_model(meta) if backend == "torch" else None, trainer.data.table, size,
-                                  device="cpu", meta=meta, backend=backend)
+                                  device="cpu", meta=meta, backend=backend, onnx=onnx)
         except Exception as e:  # an optional extra that is missing
             print(f"  ({backend} skipped: {e})")
             continue
         result["infer"][backend] = infer_figures(predictor, frames, repeats)
-    result["int8"] = int8_figures(meta, frames, repeats)
+    result["int8"] = int8_figures(onnx, frames, repeats)
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import platform
 
@@ -26,9 +27,10 @@ def pick_device(name: str = "auto") -> torch.device:
         raise InputError(None, f"unknown device '{name}'", "use auto, cpu or cuda") from None
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated
-    and slower than fp32."""
+    and slower than fp32. Asked once: autocast consults it every training step."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

@@ -22,16 +22,13 @@ BACKENDS = ("torch", "onnx", "openvino")
 Engine = Callable[[np.ndarray], np.ndarray]
 
 
-def onnx_session(data: bytes, threads: int = 0) -> Any:
+def onnx_session(data: bytes) -> Any:
     """An onnxruntime CPU session for ONNX bytes."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError(None, "the onnx backend needs onnxruntime", "pip install 'roadseg[onnx]'") from None
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
 class OnnxEngine:
