@@ -13,6 +13,8 @@ from .engines import BACKENDS
 from .errors import RoadsegError
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
+NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
+                    "kernels (same logits within 1e-4, slower)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
     p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine")
+    p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("predict", help="segment frames")
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=8, help="frames of --compare DATA (0 = all)")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
+    p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
     p.add_argument("--size", help="network input size (default: the checkpoint's)")
     p.add_argument("--device", default="auto")
 
@@ -167,7 +171,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluate import evaluate_frames, format_report, write_json
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
-                                    a.device, worst=a.worst if a.report else 0, backend=a.backend)
+                                    a.device, worst=a.worst if a.report else 0, backend=a.backend,
+                                    winograd=a.winograd)
     print(format_report(report))
     if a.report:
         from .report import write_report
@@ -182,7 +187,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from .predict import Predictor, compare_pairs, predict_files
     if not a.inputs and not a.compare:
         raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
-    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend)
+    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend,
+                                          a.winograd)
     if a.compare:
         layout = discover(a.compare, a.format)
         pairs = select_trained_split(layout, a.split, predictor.meta.get("data", {}))

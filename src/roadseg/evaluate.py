@@ -59,18 +59,20 @@ def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = Fal
 
 def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
-             device: str = "auto", progress: bool = False, backend: str = "torch") -> dict[str, Any]:
+             device: str = "auto", progress: bool = False, backend: str = "torch",
+             winograd: bool = True) -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
-    return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend)[0]
+    return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
+                           winograd=winograd)[0]
 
 
 def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
                     size: str | None = None, full_res: bool = False, batch_size: int = 16,
                     device: str = "auto", progress: bool = False, worst: int = 0,
-                    backend: str = "torch") -> tuple[dict[str, Any], list[Frame]]:
-    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `backend` as
-    for Predictor (torch, onnx or openvino)."""
-    predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None, backend)
+                    backend: str = "torch", winograd: bool = True) -> tuple[dict[str, Any], list[Frame]]:
+    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `backend` and
+    `winograd` as for Predictor."""
+    predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None, backend, winograd)
     table = predictor.table
     layout = discover(data, fmt)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))

@@ -9,7 +9,9 @@ Usage::
 """
 from __future__ import annotations
 
+import functools
 import glob
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from . import kernels
 from .checkpoint import build_model, class_table_of, load_checkpoint
 from .classes import ClassTable
 from .data import Pair, check_size, load_pair, resize_image, to_tensor
@@ -25,6 +28,7 @@ from .engines import Engine, make_engine
 from .errors import InputError
 from .imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
 from .plots import colorize, compare_figure
+from .winograd import WinogradUNet
 
 
 class Predictor:
@@ -32,11 +36,12 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module | None, table: ClassTable, size: tuple[int, int],
                  resize: str = "bilinear", device: str = "auto", meta: dict[str, Any] | None = None,
-                 backend: str = "torch", onnx: bytes | None = None) -> None:
+                 backend: str = "torch", onnx: bytes | None = None, winograd: bool = True) -> None:
         self.table, self.size, self.resize = table, tuple(size), resize
         self.meta = meta or {}
         self.backend = backend
         self.engine: Engine | None = None
+        self.fast: WinogradUNet | None = None
         if backend == "torch":
             if model is None:
                 raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
@@ -44,6 +49,11 @@ class Predictor:
             self.device = pick_device(device)
             self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
+            if winograd and self.device.type == "cpu":
+                self.fast = WinogradUNet.build(self.model)
+                if self.fast is None and kernels.why_unavailable():
+                    _note_once(f"roadseg: Winograd CPU kernels not used ({kernels.why_unavailable()}); "
+                               "running PyTorch's convolutions")
         else:
             from .export import onnx_bytes
             self.device, self.model = torch.device("cpu"), None
@@ -53,17 +63,20 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,
-                        backend: str = "torch") -> "Predictor":
+                        backend: str = "torch", winograd: bool = True) -> "Predictor":
         """Load a checkpoint path or shipped model name; `size` overrides the trained input size;
-        `backend` 'onnx' or 'openvino' runs the network in onnxruntime or OpenVINO (CPU). An exported
-        .onnx file (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
+        `backend` 'onnx' or 'openvino' runs the network in onnxruntime or OpenVINO (CPU); on the CPU the
+        torch backend runs roadseg's Winograd network (`roadseg.winograd`) unless `winograd` is False.
+        An exported .onnx file (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored
+        metadata."""
         if str(name).endswith(".onnx"):
             return cls.from_onnx(name, size, backend)
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
         size = tuple(size or ckpt["input"]["size"])
         check_size(size, model.size_multiple)
-        return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt, backend)
+        return cls(model, class_table_of(ckpt), size, ckpt["input"].get("resize", "bilinear"), device, ckpt, backend,
+                   winograd=winograd)
 
     @classmethod
     def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None, backend: str = "onnx") -> "Predictor":
@@ -84,6 +97,8 @@ class Predictor:
         x = to_tensor(images)
         if self.engine is not None:
             logits = torch.from_numpy(self.engine(x.numpy()))
+        elif self.fast is not None:
+            logits = self.fast(x)
         else:
             with autocast(self.device, enabled=self.device.type == "cuda"):  # fp32 logits on the CPU
                 logits = self.model(x.to(self.device, memory_format=self.memory_format)).float()
@@ -108,6 +123,11 @@ class Predictor:
             up = F.interpolate(logits[i:i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)
             out.append(up.argmax(1)[0].cpu().numpy().astype(np.uint8))
         return out
+
+
+@functools.cache
+def _note_once(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:

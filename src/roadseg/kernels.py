@@ -1,0 +1,156 @@
+"""roadseg's native CPU kernels (csrc/winograd.cpp), compiled on first use and called through ctypes.
+
+The C++ file is built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
+-fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
+source and the CPU, and loaded after PyTorch, so its OpenMP loops run on PyTorch's own worker threads.
+Where there is no compiler, `library()` returns None and `why_unavailable()` says why; callers then
+use PyTorch's convolutions.
+
+Usage::
+
+    if library() is not None:
+        v = winograd_input([source(x)], n, h, w)           # (1, 36*C, tiles, 1) channels-last
+        y = winograd_output(m, bias, relu=True, n=n, h=h, w=w)
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "winograd.cpp"
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
+_why: list[str] = []
+
+
+class Source(ctypes.Structure):
+    """Mirror of the C++ `Source`: one channels-last tensor, or the four phases of an upsampled map."""
+
+    _fields_ = [("p", ctypes.c_void_p * 4), ("sn", ctypes.c_int64 * 4), ("sh", ctypes.c_int64 * 4),
+                ("sw", ctypes.c_int64 * 4), ("c", ctypes.c_int64), ("phased", ctypes.c_int64)]
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: $ROADSEG_CACHE_DIR, else $XDG_CACHE_HOME/roadseg or ~/.cache/roadseg."""
+    if os.environ.get("ROADSEG_CACHE_DIR"):
+        return Path(os.environ["ROADSEG_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "roadseg"
+
+
+def _cpu_signature() -> str:
+    """The CPU model and feature flags: a library built with -march=native only runs where they match."""
+    text = ""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        text = "".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags", "Features"))}))
+    except OSError:
+        pass
+    return platform.machine() + platform.processor() + text
+
+
+def _build(compiler: str, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "compiler failed")
+        os.replace(tmp, out)  # atomic: a concurrent process sees the old file or the finished one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels (built now if not cached), or None where they cannot be built or loaded."""
+    if os.environ.get("ROADSEG_KERNELS", "1") == "0":
+        _why.append("turned off by ROADSEG_KERNELS=0")
+        return None
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None:
+        _why.append(f"no C++ compiler ('{compiler}') on PATH")
+        return None
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + compiler.encode()
+                         + _cpu_signature().encode() + torch.__version__.encode()).hexdigest()[:16]
+    path = cache_dir() / "kernels" / f"winograd-{key}.so"
+    try:
+        if not path.exists():
+            _build(compiler, path)
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:
+        _why.append(f"could not build or load {SOURCE.name}: {e}")
+        return None
+    ptr, i64, n = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for name in ("winograd_input", "concat_channels"):
+        getattr(lib, name).argtypes = [ctypes.POINTER(Source), n, i64, i64, i64, ptr, n]
+    lib.winograd_output.argtypes = [ptr, ptr, i64, n, i64, i64, i64, ptr, n]
+    return lib
+
+
+def why_unavailable() -> str:
+    """Why `library()` returned None ('' if it did not)."""
+    return _why[-1] if _why else ""
+
+
+def source(t: torch.Tensor) -> Source:
+    """A Source for an (N,C,H,W) fp32 tensor whose channel stride is 1 (channels-last, or a crop of one)."""
+    return phased_source([t], phased=False)
+
+
+def phased_source(phases: Sequence[torch.Tensor], phased: bool = True) -> Source:
+    """A Source for a 2x upsampled map given as its four phases (even/even, even/odd, odd/even, odd/odd)."""
+    s = Source()
+    s.c, s.phased = phases[0].shape[1], int(phased)
+    for k, t in enumerate(phases):
+        if t.dtype != torch.float32 or t.stride(1) != 1 or t.device.type != "cpu":
+            raise ValueError("kernel sources must be fp32 CPU tensors with channel stride 1 (channels-last)")
+        s.p[k] = t.data_ptr()
+        s.sn[k], s.sh[k], s.sw[k] = t.stride(0), t.stride(2), t.stride(3)
+    return s
+
+
+def _sources(srcs: Sequence[Source]) -> ctypes.Array:
+    return (Source * len(srcs))(*srcs)
+
+
+def _nhwc(n: int, c: int, h: int, w: int) -> torch.Tensor:
+    return torch.empty(n, h, w, c).permute(0, 3, 1, 2)  # (N,C,H,W) view of NHWC memory
+
+
+def winograd_input(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tensor:
+    """B^T d B of every 6x6 tile of the sources (concatenated along channels; each a multiple of 16),
+    as a (1, 36*C, tiles, 1) channels-last tensor: the input of the 36-group 1x1 product."""
+    c = sum(s.c for s in srcs)
+    tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
+    v = torch.empty((1, 36 * c, tiles, 1), memory_format=torch.channels_last)
+    library().winograd_input(_sources(srcs), len(srcs), n, h, w, v.data_ptr(), torch.get_num_threads())
+    return v
+
+
+def winograd_output(m: torch.Tensor, bias: torch.Tensor | None, relu: bool, n: int, h: int, w: int) -> torch.Tensor:
+    """A^T m A (+ bias, ReLU) of the (1, 36*K, tiles, 1) channels-last products: the (N,K,H,W) output."""
+    if m.stride(1) != 1:
+        m = m.contiguous(memory_format=torch.channels_last)
+    k = m.shape[1] // 36
+    y = _nhwc(n, k, h, w)
+    library().winograd_output(m.data_ptr(), None if bias is None else bias.data_ptr(), k, int(relu), n, h, w,
+                              y.data_ptr(), torch.get_num_threads())
+    return y
+
+
+def concat_channels(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tensor:
+    """The sources concatenated along channels as one (N,C,H,W) channels-last tensor."""
+    y = _nhwc(n, sum(s.c for s in srcs), h, w)
+    library().concat_channels(_sources(srcs), len(srcs), n, h, w, y.data_ptr(), torch.get_num_threads())
+    return y

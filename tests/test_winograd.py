@@ -1,0 +1,116 @@
+"""The Winograd CPU network and its native kernels: same logits as the PyTorch modules within 1e-4."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from roadseg import kernels
+from roadseg.cli import main
+from roadseg.model import UNet
+from roadseg.predict import Predictor
+from roadseg.winograd import WinogradUNet, phase_weights, winograd_weight
+
+
+@pytest.fixture(autouse=True)
+def _fresh_library():
+    """Tests that change the environment rebuild the library; the others find it cached again."""
+    kernels.library.cache_clear()
+    yield
+    kernels.library.cache_clear()
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor) -> None:
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-4 * max(1.0, expected.abs().max().item())
+
+
+def test_kernels_build_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADSEG_CACHE_DIR", str(tmp_path))
+    assert kernels.library() is not None, kernels.why_unavailable()
+    built = list((tmp_path / "kernels").glob("winograd-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    kernels.library.cache_clear()
+    assert kernels.library() is not None and built[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert not [p for p in (tmp_path / "kernels").iterdir() if p.suffix != ".so"]  # no half-written files
+
+
+@pytest.mark.parametrize("size", [(8, 12), (10, 14), (3, 5)])
+def test_one_convolution_over_two_sources(size):
+    """winograd_input/output around the 36-group product equal conv2d + ReLU over the concatenation,
+    including sizes that are not multiples of the 4x4 tile, and an upsampled source given as phases."""
+    torch.manual_seed(0)
+    n, (h, w) = 3, size
+    low = torch.randn(n, 48, h, w).to(memory_format=torch.channels_last)
+    up_weight, up_bias = torch.randn(48, 32, 3, 3) * 0.1, torch.randn(32)
+    skip = torch.randn(n, 16, 2 * h, 2 * w).to(memory_format=torch.channels_last)
+    weight, bias = torch.randn(64, 48, 3, 3) * 0.1, torch.randn(64)
+    up = F.conv_transpose2d(low, up_weight, up_bias, stride=2)[:, :, :2 * h, :2 * w]
+    expected = torch.relu(F.conv2d(torch.cat([up, skip], 1), weight, bias, padding=1))
+    ee, eo, oe, oo = phase_weights(up_weight)
+    phases = [F.conv2d(low, ee, up_bias, padding=1)[:, :, :h, :w], F.conv2d(low, eo, up_bias, padding=(1, 0))[:, :, :h],
+              F.conv2d(low, oe, up_bias, padding=(0, 1))[:, :, :, :w], F.conv2d(low, oo, up_bias)]
+    srcs = [kernels.phased_source(phases), kernels.source(skip)]
+    v = kernels.winograd_input(srcs, n, 2 * h, 2 * w)
+    m = F.conv2d(v, winograd_weight(weight), groups=36)
+    _close(kernels.winograd_output(m, bias, True, n, 2 * h, 2 * w), expected)
+    _close(kernels.concat_channels(srcs, n, 2 * h, 2 * w), torch.cat([up, skip], 1))
+
+
+def _randomise_batch_norm(model: UNet) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+
+
+@pytest.mark.parametrize("settings, size", [
+    ({}, (32, 48)),                                   # the notebook's network
+    ({"batch_norm": True}, (48, 32)),                 # batch norm folded into the convolutions
+    ({"base_filters": 8}, (32, 32)),                  # too narrow for Winograd: fused direct convs only
+    ({"in_channels": 1, "depth": 4, "base_filters": 16}, (40, 56)),
+])
+def test_logits_match_the_pytorch_modules(settings, size):
+    torch.manual_seed(1)
+    model = UNet(**settings).eval()
+    _randomise_batch_norm(model)
+    x = torch.rand(2, model.settings["in_channels"], *size)
+    with torch.no_grad():
+        expected = model(x)
+    _close(WinogradUNet(model)(x), expected)
+
+
+def test_shipped_model_predicts_the_same_with_and_without(tmp_path):
+    fast = Predictor.from_checkpoint("camvid", "cpu")
+    plain = Predictor.from_checkpoint("camvid", "cpu", winograd=False)
+    assert fast.fast is not None and plain.fast is None
+    frames = np.random.default_rng(0).integers(0, 256, (2, *fast.size, 3), dtype=np.uint8)
+    a, b = fast.logits(frames), plain.logits(frames)
+    _close(a, b)
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.999
+
+
+def test_without_a_compiler_predictor_falls_back(monkeypatch, capsys, trained):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    frame = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    predictor = Predictor.from_checkpoint(trained / "best.pt", "cpu")
+    assert predictor.fast is None
+    assert "/nonexistent/c++" in capsys.readouterr().err
+    monkeypatch.delenv("CXX")
+    kernels.library.cache_clear()
+    assert (predictor.predict(frame) == Predictor.from_checkpoint(trained / "best.pt", "cpu").predict(frame)).all()
+
+
+def test_cli_no_winograd_writes_the_same_masks(trained, carla_dir, tmp_path):
+    frames = sorted((carla_dir / "CameraRGB").glob("*.png"))[:3]
+    for name, extra in (("fast", []), ("plain", ["--no-winograd"])):
+        assert main(["predict", *map(str, frames), "--model", str(trained / "best.pt"), "--out",
+                     str(tmp_path / name), *extra]) == 0
+    written = sorted((tmp_path / "fast").iterdir())
+    assert len(written) >= len(frames)
+    for f in written:  # equal up to a pixel whose two best logits tie within float rounding
+        a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "plain" / f.name))
+        assert a.shape == b.shape and (a == b).mean() > 0.999
