@@ -5,8 +5,9 @@ of a measured fp32 matrix-product peak.
 
 roadseg is measured on its own code paths: training runs `Trainer` epochs on cached uint8 samples
 (the loop `roadseg train` runs, default settings: mixed precision where the CPU has native bf16,
-and with --no-amp, fp32), inference runs `Predictor` on uint8 frames with each backend (torch,
-onnxruntime, OpenVINO; fp32), and INT8 runs the `roadseg export --format onnx-int8` model
+and with --no-amp, fp32), inference runs `Predictor` on uint8 frames with each backend (torch, i.e.
+roadseg's Winograd network, as `roadseg predict` runs it on the CPU; torch-eager, PyTorch's own
+modules (--no-winograd); onnxruntime; OpenVINO; all fp32), and INT8 runs the `roadseg export --format onnx-int8` model
 (calibrated on random frames: speed does not depend on the weights' values) in OpenVINO and
 onnxruntime. Keras runs model.fit on NumPy arrays and a tf.function forward, as the notebook does.
 Every figure is a median over --repeats timed runs after a warm-up run; a training run is one epoch
@@ -135,14 +136,15 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
-    for backend in ("torch", "onnx", "openvino"):
+    for name in ("torch", "torch-eager", "onnx", "openvino"):  # torch: the Winograd network; eager: nn.Modules
+        backend = name.split("-")[0]
         try:
             predictor = Predictor(build_model(meta) if backend == "torch" else None, trainer.data.table, size,
-                                  device="cpu", meta=meta, backend=backend, onnx=onnx)
+                                  device="cpu", meta=meta, backend=backend, onnx=onnx, winograd=name == "torch")
         except Exception as e:  # an optional extra that is missing
-            print(f"  ({backend} skipped: {e})")
+            print(f"  ({name} skipped: {e})")
             continue
-        result["infer"][backend] = infer_figures(predictor, frames, repeats)
+        result["infer"][name] = infer_figures(predictor, frames, repeats)
     result["int8"] = int8_figures(onnx, frames, repeats)
     return result
 
@@ -174,7 +176,7 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None) -> d
         print(f"  roadseg train {name:8s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
               f"{row['images_per_s'] * 3 * fwd / peak:.0%} of peak")
     for name, row in infer.items():
-        print(f"  roadseg infer {name:8s} {row['images_per_s']:7.2f} img/s (fp32, batch {INFER_BATCH}), "
+        print(f"  roadseg infer {name:11s} {row['images_per_s']:7.2f} img/s (fp32, batch {INFER_BATCH}), "
               f"latency {row['latency_ms']:6.1f} ms, {row['images_per_s'] * fwd / peak:.0%} of peak")
     for name, row in int8.items():
         print(f"  roadseg int8  {name:8s} {row['images_per_s']:7.2f} img/s (batch {INFER_BATCH}), "

@@ -114,3 +114,12 @@ def test_cli_no_winograd_writes_the_same_masks(trained, carla_dir, tmp_path):
     for f in written:  # equal up to a pixel whose two best logits tie within float rounding
         a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "plain" / f.name))
         assert a.shape == b.shape and (a == b).mean() > 0.999
+
+
+def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADSEG_CACHE_DIR", str(tmp_path))
+    path = kernels.library_path()  # never loaded in this process: overwriting a loaded library crashes it
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a shared library")
+    assert kernels.library() is not None, kernels.why_unavailable()
+    assert path.read_bytes()[:4] == b"\x7fELF"

@@ -3,8 +3,8 @@
 The C++ file is built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
 source and the CPU, and loaded after PyTorch, so its OpenMP loops run on PyTorch's own worker threads.
-Where there is no compiler, `library()` returns None and `why_unavailable()` says why; callers then
-use PyTorch's convolutions.
+Where there is no compiler (or ROADSEG_KERNELS=0), `library()` returns None and `why_unavailable()`
+says why; callers then use PyTorch's convolutions.
 
 Usage::
 
@@ -71,23 +71,36 @@ def _build(compiler: str, out: Path) -> None:
             os.unlink(tmp)
 
 
+def _compiler() -> str:
+    return os.environ.get("CXX") or "g++"
+
+
+def library_path() -> Path:
+    """Where the library for this source, compiler and CPU is (or will be) cached."""
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _compiler().encode()
+                         + _cpu_signature().encode() + torch.__version__.encode()).hexdigest()[:16]
+    return cache_dir() / "kernels" / f"winograd-{key}.so"
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernels (built now if not cached), or None where they cannot be built or loaded."""
     if os.environ.get("ROADSEG_KERNELS", "1") == "0":
         _why.append("turned off by ROADSEG_KERNELS=0")
         return None
-    compiler = os.environ.get("CXX") or "g++"
+    compiler = _compiler()
     if shutil.which(compiler) is None:
         _why.append(f"no C++ compiler ('{compiler}') on PATH")
         return None
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + compiler.encode()
-                         + _cpu_signature().encode() + torch.__version__.encode()).hexdigest()[:16]
-    path = cache_dir() / "kernels" / f"winograd-{key}.so"
+    path = library_path()
     try:
         if not path.exists():
             _build(compiler, path)
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:  # a damaged cached file: build it again, once
+            _build(compiler, path)
+            lib = ctypes.CDLL(str(path))
     except OSError as e:
         _why.append(f"could not build or load {SOURCE.name}: {e}")
         return None
