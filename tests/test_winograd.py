@@ -7,6 +7,7 @@ from torch.nn import functional as F
 
 from roadseg import kernels
 from roadseg.cli import main
+from roadseg.errors import InputError
 from roadseg.model import UNet
 from roadseg.predict import Predictor
 from roadseg.winograd import WinogradUNet, phase_weights, winograd_weight
@@ -81,6 +82,12 @@ def test_logits_match_the_pytorch_modules(settings, size):
     with torch.no_grad():
         expected = model(x)
     _close(WinogradUNet(model)(x), expected)
+
+
+def test_sizes_the_network_cannot_take_are_refused():
+    fast = WinogradUNet(UNet(depth=3).eval())
+    with pytest.raises(InputError, match="not divisible by 4"):
+        fast(torch.rand(1, 3, 16, 18))
 
 
 def test_shipped_model_predicts_the_same_with_and_without(tmp_path):

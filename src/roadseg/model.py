@@ -104,12 +104,15 @@ class UNet(nn.Module):
         """Input height and width must be multiples of this."""
         return 2 ** (self.settings["depth"] - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+    def check_size(self, h: int, w: int) -> None:
+        """Raise InputError unless an h x w input fits the network (multiples of size_multiple)."""
         m = self.size_multiple
         if h % m or w % m:
             raise InputError(None, f"input size {h}x{w} is not divisible by {m}",
                              f"use a size whose height and width are multiples of {m}, e.g. 96x128")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_size(*x.shape[-2:])
         skips = []
         for i, block in enumerate(self.encoder):
             x = block(x)

@@ -118,6 +118,7 @@ class WinogradUNet:
     def __init__(self, model: UNet) -> None:
         if kernels.library() is None:
             raise RuntimeError(f"roadseg's CPU kernels are unavailable: {kernels.why_unavailable()}")
+        self.check_size = model.check_size
         with torch.no_grad():
             c_in = model.settings["in_channels"]
             self.encoder = []
@@ -147,6 +148,7 @@ class WinogradUNet:
         """Logits (N,classes,H,W), channels-last, for (N,C,H,W) fp32 images on the CPU."""
         x = x.float().contiguous(memory_format=torch.channels_last)
         n, _, h, w = x.shape
+        self.check_size(h, w)  # the phase sources are read without bounds checks
         skips = []
         for i, (first, second) in enumerate(self.encoder):
             x = second(first(x, n, h, w), n, h, w).contiguous(memory_format=torch.channels_last)
