@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from roadseg import kernels
+from roadseg import kernels, winograd
 from roadseg.cli import main
 from roadseg.errors import InputError
 from roadseg.model import UNet
@@ -79,6 +79,17 @@ def test_logits_match_the_pytorch_modules(settings, size):
     model = UNet(**settings).eval()
     _randomise_batch_norm(model)
     x = torch.rand(2, model.settings["in_channels"], *size)
+    with torch.no_grad():
+        expected = model(x)
+    _close(WinogradUNet(model)(x), expected)
+
+
+def test_logits_match_without_onednn_fused_ops(monkeypatch):
+    """Where PyTorch lacks the oneDNN conv+ReLU and weight-reorder ops, plain conv2d calls stand in."""
+    monkeypatch.setattr(winograd, "_MKLDNN", False)
+    torch.manual_seed(2)
+    model = UNet().eval()
+    x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         expected = model(x)
     _close(WinogradUNet(model)(x), expected)
