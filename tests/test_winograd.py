@@ -141,3 +141,14 @@ def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
     path.write_bytes(b"not a shared library")
     assert kernels.library() is not None, kernels.why_unavailable()
     assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_a_library_that_computes_wrong_logits_is_not_used(monkeypatch, trained):
+    """The self-check compares the kernels with PyTorch on a small network before any use."""
+    monkeypatch.setattr(winograd, "_G", winograd._G * 1.01)  # a wrong filter transform
+    winograd._self_check.cache_clear()
+    try:
+        assert "self-check failed: logits differ" in winograd.unavailable_reason()
+        assert Predictor.from_checkpoint(trained / "best.pt", "cpu").fast is None
+    finally:
+        winograd._self_check.cache_clear()

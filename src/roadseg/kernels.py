@@ -138,7 +138,7 @@ def _sources(srcs: Sequence[Source]) -> ctypes.Array:
 
 
 def _nhwc(n: int, c: int, h: int, w: int) -> torch.Tensor:
-    return torch.empty(n, h, w, c).permute(0, 3, 1, 2)  # (N,C,H,W) view of NHWC memory
+    return torch.empty((n, c, h, w), memory_format=torch.channels_last)  # NHWC memory, not a view
 
 
 def winograd_input(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tensor:

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import kernels
 from .checkpoint import build_model, class_table_of, load_checkpoint
 from .classes import ClassTable
 from .data import Pair, check_size, load_pair, resize_image, to_tensor
@@ -28,7 +27,7 @@ from .engines import Engine, make_engine
 from .errors import InputError
 from .imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
 from .plots import colorize, compare_figure
-from .winograd import WinogradUNet
+from .winograd import WinogradUNet, unavailable_reason
 
 
 class Predictor:
@@ -51,8 +50,8 @@ class Predictor:
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
             if winograd and self.device.type == "cpu":
                 self.fast = WinogradUNet.build(self.model)
-                if self.fast is None and kernels.why_unavailable():
-                    _note_once(f"roadseg: Winograd CPU kernels not used ({kernels.why_unavailable()}); "
+                if self.fast is None and unavailable_reason():
+                    _note_once(f"roadseg: Winograd CPU kernels not used ({unavailable_reason()}); "
                                "running PyTorch's convolutions")
         else:
             from .export import onnx_bytes

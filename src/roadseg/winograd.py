@@ -16,6 +16,8 @@ Usage::
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -86,7 +88,7 @@ class _Conv:
             return F.conv2d(v, self.u, groups=36)
         key = tuple(v.shape)
         if key not in self._packed:  # oneDNN's blocked weight layout, once per input shape
-            if len(self._packed) > 8:
+            if len(self._packed) >= 2:  # e.g. full batches and a last, smaller one; each is a weight copy
                 self._packed.clear()
             self._packed[key] = torch.ops.mkldnn._reorder_convolution_weight(
                 self.u, [0, 0], [1, 1], [1, 1], 36, list(key))
@@ -138,8 +140,9 @@ class WinogradUNet:
 
     @classmethod
     def build(cls, model: nn.Module) -> "WinogradUNet | None":
-        """The fast network for `model`, or None if it is not a UNet or the kernels cannot be built."""
-        if not isinstance(model, UNet) or kernels.library() is None:
+        """The fast network for `model`, or None if it is not a UNet, or the kernels cannot be built
+        or fail their self-check here (`unavailable_reason()` says which)."""
+        if not isinstance(model, UNet) or unavailable_reason():
             return None
         return cls(model)
 
@@ -162,6 +165,30 @@ class WinogradUNet:
             x = second(first([kernels.phased_source(up), kernels.source(skip)], n, h, w), n, h, w)
         x = self.head(x, n, h, w)
         return F.conv2d(x, *self.classifier)
+
+
+@functools.cache
+def _self_check() -> str:
+    """'' if the kernels reproduce PyTorch's logits on a small network on this machine (a guard
+    against a miscompiled library or changed oneDNN ops), else what went wrong."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = UNet(num_classes=5, base_filters=64, depth=2).eval()  # every path but the narrow ones
+        x = torch.rand(2, 3, 8, 12)
+    try:
+        with torch.no_grad():
+            expected, got = model(x), WinogradUNet(model)(x)
+    except RuntimeError as e:
+        return f"self-check failed: {str(e).splitlines()[0]}"
+    err = (got - expected).abs().max().item()
+    return "" if err <= 1e-4 * max(1.0, expected.abs().max().item()) else f"self-check failed: logits differ by {err:.2g}"
+
+
+def unavailable_reason() -> str:
+    """Why the Winograd network cannot run here ('' when it can)."""
+    if kernels.library() is None:
+        return kernels.why_unavailable()
+    return _self_check()
 
 
 def _upsample_phases(x: torch.Tensor, phases: tuple[torch.Tensor, ...], bias: torch.Tensor) -> list[torch.Tensor]:
