@@ -1,4 +1,8 @@
-"""The Winograd CPU network and its native kernels: same logits as the PyTorch modules within 1e-4."""
+"""The Winograd CPU network and its native kernels: same logits as the PyTorch modules within 1e-4,
+and for training the same gradients."""
+import copy
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +14,10 @@ from roadseg.cli import main
 from roadseg.errors import InputError
 from roadseg.model import UNet
 from roadseg.predict import Predictor
-from roadseg.winograd import WinogradUNet, phase_weights, winograd_weight
+from roadseg.train import train
+from roadseg.winograd import WinogradConv2d, WinogradUNet, phase_weights, use_for_training, winograd_weight
+
+from .conftest import tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -145,10 +152,50 @@ def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
 
 def test_a_library_that_computes_wrong_logits_is_not_used(monkeypatch, trained):
     """The self-check compares the kernels with PyTorch on a small network before any use."""
-    monkeypatch.setattr(winograd, "_G", winograd._G * 1.01)  # a wrong filter transform
+    monkeypatch.setattr(winograd, "_G", winograd._G * 1.01)  # a wrong filter transform (inference only)
     winograd._self_check.cache_clear()
     try:
         assert "self-check failed: logits differ" in winograd.unavailable_reason()
         assert Predictor.from_checkpoint(trained / "best.pt", "cpu").fast is None
     finally:
         winograd._self_check.cache_clear()
+
+
+@pytest.mark.parametrize("size, bias", [((12, 20), True), ((7, 9), False)])
+def test_training_conv_gradients_match_conv2d(size, bias):
+    torch.manual_seed(3)
+    conv = torch.nn.Conv2d(64, 80, 3, padding=1, bias=bias)
+    ref = copy.deepcopy(conv)
+    assert use_for_training(conv) == 1 and isinstance(conv, WinogradConv2d)
+    x = torch.randn(3, 64, *size).to(memory_format=torch.channels_last).requires_grad_()
+    go = torch.randn(3, 80, *size)
+    params = lambda m: [x, m.weight] + ([m.bias] if bias else [])  # noqa: E731
+    expected = torch.autograd.grad((ref(x) * go).sum(), params(ref))
+    got = torch.autograd.grad((conv(x) * go).sum(), params(conv))
+    for g, e in zip(got, expected):
+        _close(g, e)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision steps use PyTorch's conv
+        assert torch.equal(conv(x), ref(x))
+
+
+def test_use_for_training_keeps_parameters_and_state_dict():
+    model = UNet()
+    keys, params = list(model.state_dict()), [id(p) for p in model.parameters()]
+    assert use_for_training(model) == 13  # the notebook net's 3x3 convs with >= 64 channels in and out
+    assert list(model.state_dict()) == keys and [id(p) for p in model.parameters()] == params
+    assert not isinstance(model.encoder[0][0], WinogradConv2d)  # 3 -> 32 stays a direct conv
+
+
+def test_fp32_cpu_training_runs_winograd_and_learns_the_same(tmp_path, carla_dir, monkeypatch):
+    calls = []
+    apply = winograd._WinogradConv.apply
+    monkeypatch.setattr(winograd._WinogradConv, "apply", staticmethod(lambda *a: calls.append(1) or apply(*a)))
+    settings = dict(epochs=2, base_filters=16, depth=3, amp=False)  # 64 channels at the deepest level
+    fast = train(tiny_config(carla_dir, tmp_path / "fast", **settings))
+    assert calls
+    calls.clear()
+    plain = train(tiny_config(carla_dir, tmp_path / "plain", winograd=False, **settings))
+    assert not calls
+    rows = [list(csv.DictReader(open(run / "metrics.csv"))) for run in (fast, plain)]
+    for a, b in zip(*rows):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-3)

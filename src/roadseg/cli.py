@@ -53,6 +53,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; the first step's time includes compiling")
+    p.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=None,
+                   help="fp32 on the CPU: run 3x3 convs with 64+ channels as Winograd F(4x4,3x3) (default on)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="SyncBatchNorm across GPUs under torchrun")

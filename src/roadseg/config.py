@@ -54,6 +54,7 @@ class TrainConfig:
     amp: bool = True                    # mixed precision: CUDA, and bf16 on CPUs with native bf16
     channels_last: bool = True
     compile: bool = False               # torch.compile the network (first step pays the compile time)
+    winograd: bool = True               # fp32 on the CPU: 3x3 convs with >= 64 channels as Winograd F(4x4,3x3)
     progress: bool = True
     sync_bn: bool = False               # SyncBatchNorm across GPUs under torchrun
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)

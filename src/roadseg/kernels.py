@@ -108,6 +108,7 @@ def library() -> ctypes.CDLL | None:
     for name in ("winograd_input", "concat_channels"):
         getattr(lib, name).argtypes = [ctypes.POINTER(Source), n, i64, i64, i64, ptr, n]
     lib.winograd_output.argtypes = [ptr, ptr, i64, n, i64, i64, i64, ptr, n]
+    lib.winograd_output_grad.argtypes = [ptr, i64, i64, i64, i64, ptr, n]
     return lib
 
 
@@ -160,6 +161,17 @@ def winograd_output(m: torch.Tensor, bias: torch.Tensor | None, relu: bool, n: i
     library().winograd_output(m.data_ptr(), None if bias is None else bias.data_ptr(), k, int(relu), n, h, w,
                               y.data_ptr(), torch.get_num_threads())
     return y
+
+
+def winograd_output_grad(gy: torch.Tensor) -> torch.Tensor:
+    """A gY A^T of every 4x4 block of an (N,K,H,W) output gradient, as (1, 36*K, tiles, 1) channels-last:
+    the adjoint of winograd_output, for the weight gradient."""
+    n, k, h, w = gy.shape
+    gy = gy.contiguous(memory_format=torch.channels_last)
+    tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
+    gm = torch.empty((1, 36 * k, tiles, 1), memory_format=torch.channels_last)
+    library().winograd_output_grad(gy.data_ptr(), k, n, h, w, gm.data_ptr(), torch.get_num_threads())
+    return gm
 
 
 def concat_channels(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tensor:

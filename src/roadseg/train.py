@@ -36,6 +36,7 @@ from .metrics import ConfusionMatrix
 from .model import UNet, count_parameters
 from .optim import class_weights, make_optimizer, make_scheduler
 from .plots import plot_curves
+from .winograd import use_for_training
 
 class Interrupted(RoadsegError):
     """Training stopped by SIGINT or SIGTERM; RUN/last.pt holds the last complete epoch."""
@@ -144,6 +145,9 @@ class Trainer:
         self.model = UNet(3, data.table.num_classes, cfg.base_filters, cfg.depth, cfg.dropout, cfg.batch_norm)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
+        # fp32 steps on the CPU run the wide 3x3 convs as Winograd (bf16 autocast steps do not)
+        use = cfg.winograd and self.device.type == "cpu" and not cfg.compile
+        self.winograd_convs = use_for_training(self.model) if use else 0
         self.net: torch.nn.Module = self.model
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel

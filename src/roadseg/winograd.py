@@ -34,10 +34,18 @@ _MKLDNN = torch.backends.mkldnn.is_available() and all(
 
 
 def winograd_weight(w: torch.Tensor) -> torch.Tensor:
-    """(K,C,3,3) conv weight -> (36*K, C, 1, 1) G g G^T, position-major: the 36-group 1x1 conv weight."""
+    """(K,C,3,3) conv weight -> (36*K, C, 1, 1) G g G^T, position-major: the 36-group 1x1 conv weight
+    (one matrix product, in w's dtype)."""
     k, c = w.shape[:2]
-    u = torch.einsum("ai,kcij,bj->abkc", _G, w.double(), _G)
-    return u.reshape(36 * k, c, 1, 1).float().contiguous()
+    kron = torch.kron(_G, _G).to(w.dtype)  # (36, 9): [6a+b, 3i+j] = G[a,i] G[b,j]
+    return torch.mm(kron, w.reshape(k * c, 9).t()).reshape(36 * k, c, 1, 1)
+
+
+def winograd_weight_grad(gu: torch.Tensor) -> torch.Tensor:
+    """(36, K, C) gradient of the transformed weight -> (K, C, 3, 3) gradient of the weight."""
+    k, c = gu.shape[1:]
+    kron = torch.kron(_G, _G).to(gu.dtype)
+    return torch.mm(kron.t(), gu.reshape(36, k * c)).t().reshape(k, c, 3, 3)
 
 
 def phase_weights(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -69,7 +77,8 @@ class _Conv:
         self.weight, self.bias = _fold(conv, bn)
         k = self.weight.shape[0]
         fits = all(c % 16 == 0 for c in split) and k % 16 == 0
-        self.u = winograd_weight(self.weight) if fits and sum(split) >= MIN_CHANNELS and k >= MIN_CHANNELS else None
+        use = fits and sum(split) >= MIN_CHANNELS and k >= MIN_CHANNELS
+        self.u = winograd_weight(self.weight.double()).float() if use else None
         self._packed: dict[tuple[int, ...], torch.Tensor] = {}
 
     def __call__(self, x: torch.Tensor | list[kernels.Source], n: int, h: int, w: int) -> torch.Tensor:
@@ -198,3 +207,76 @@ def _upsample_phases(x: torch.Tensor, phases: tuple[torch.Tensor, ...], bias: to
     ee, eo, oe, oo = phases
     return [F.conv2d(x, ee, bias, padding=1)[:, :, :h, :w], F.conv2d(x, eo, bias, padding=(1, 0))[:, :, :h],
             F.conv2d(x, oe, bias, padding=(0, 1))[:, :, :, :w], F.conv2d(x, oo, bias)]
+
+
+class _WinogradConv(torch.autograd.Function):
+    """conv2d(x, weight, bias, padding=1) for training: forward, input and weight gradients all in
+    Winograd F(4x4,3x3). The input gradient of a 'same' 3x3 conv is the conv of the output gradient
+    with the kernel flipped and transposed; the weight gradient is G^T (sum over tiles of
+    (A gY A^T) x (B^T d B)) G, the tiles' products one batched matrix product per position."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        n, _, h, w = x.shape
+        m = F.conv2d(kernels.winograd_input([kernels.source(x)], n, h, w), winograd_weight(weight), groups=36)
+        return kernels.winograd_output(m, bias.contiguous() if bias is not None else None, False, n, h, w)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        n, c, h, w = x.shape
+        k = weight.shape[0]
+        gy = gy.contiguous(memory_format=torch.channels_last)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            flipped = winograd_weight(weight.flip(2, 3).transpose(0, 1))
+            m = F.conv2d(kernels.winograd_input([kernels.source(gy)], n, h, w), flipped, groups=36)
+            gx = kernels.winograd_output(m, None, False, n, h, w)
+        if ctx.needs_input_grad[1]:
+            v = kernels.winograd_input([kernels.source(x)], n, h, w)  # recomputed: cheaper than keeping it
+            gm = kernels.winograd_output_grad(gy)
+            tiles = v.shape[2]
+            gu = torch.bmm(gm.as_strided((36, k, tiles), (k, 1, 36 * k)), v.as_strided((36, tiles, c), (c, 36 * c, 1)))
+            gw = winograd_weight_grad(gu)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gy.sum((0, 2, 3))
+        return gx, gw, gb
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, padding-1 Conv2d that runs as Winograd (_WinogradConv) for fp32 CPU tensors outside
+    autocast, and as nn.Conv2d otherwise. Same parameters and state_dict as nn.Conv2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not _cpu_autocast():
+            return _WinogradConv.apply(x, self.weight, self.bias)
+        return super().forward(x)
+
+
+def use_for_training(model: nn.Module) -> int:
+    """Make the model's 3x3 convs with at least MIN_CHANNELS (multiples of 16) in and out channels
+    WinogradConv2d, in place (their parameters, optimizer state and state_dict keys are unchanged).
+    Returns how many; 0 where the kernels are unavailable.
+
+    Usage: ``use_for_training(model)`` before wrapping it in DDP; not with torch.compile."""
+    if unavailable_reason():
+        return 0
+    count = 0
+    for m in model.modules():
+        if type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.padding == (1, 1) and m.stride == (1, 1) \
+                and m.dilation == (1, 1) and m.groups == 1 and m.padding_mode == "zeros" \
+                and min(m.in_channels, m.out_channels) >= MIN_CHANNELS \
+                and m.in_channels % 16 == 0 and m.out_channels % 16 == 0:
+            m.__class__ = WinogradConv2d
+            count += 1
+    return count

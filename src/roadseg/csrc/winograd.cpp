@@ -49,6 +49,17 @@ static inline void at6(const v16 *m, v16 *o) {
   o[3] = s + 8.f * s2 + m[5];
 }
 
+// A g: the transpose of the output transform, four values to six.
+static inline void a4(const v16 *g, v16 *o) {
+  const v16 e = g[0] + g[2], f = g[1] + g[3], e4 = g[0] + 4.f * g[2], f2 = 2.f * g[1] + 8.f * g[3];
+  o[0] = g[0];
+  o[1] = e + f;
+  o[2] = e - f;
+  o[3] = e4 + f2;
+  o[4] = e4 - f2;
+  o[5] = g[3];
+}
+
 // One source of input channels: a channels-last tensor (channel stride 1) given by its pointer and
 // element strides; or, when `phased`, a 2x upsampled map held as its four stride-2 phases (pixel
 // (y, x) is in phase (y % 2) * 2 + x % 2 at (y / 2, x / 2)), as the transposed convolutions write it.
@@ -131,6 +142,37 @@ extern "C" void winograd_output(const float *m, const float *bias, int64_t k, in
             if (relu) q = q > zero ? q : zero;
             store(y + ((b * h + 4 * ti + i) * w + 4 * tj + j) * k + kb, q);
           }
+        }
+      }
+    }
+  });
+}
+
+// Adjoint of the output transform, for the weight gradient: gM = A gY A^T for every tile's 4x4 block
+// of the output gradient gy (channels-last, K channels; zero beyond the image), written as [T][36][K].
+extern "C" void winograd_output_grad(const float *gy, int64_t k, int64_t n, int64_t h, int64_t w, float *gm,
+                                     int threads) {
+  const int64_t th = (h + 3) / 4, tw = (w + 3) / 4;
+  parallel(n * th * tw, threads, [&](int64_t t0, int64_t t1) {
+    const v16 zero = {};
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / (th * tw), r = t % (th * tw), ti = r / tw, tj = r % tw;
+      float *mt = gm + t * 36 * k;
+      for (int64_t kb = 0; kb < k; kb += 16) {
+        v16 cols[6][4];  // A applied down each of the 4 columns
+        for (int j = 0; j < 4; ++j) {
+          v16 g[4], o[6];
+          for (int i = 0; i < 4; ++i) {
+            const int64_t y = 4 * ti + i, x = 4 * tj + j;
+            g[i] = (y < h && x < w) ? load(gy + ((b * h + y) * w + x) * k + kb) : zero;
+          }
+          a4(g, o);
+          for (int i = 0; i < 6; ++i) cols[i][j] = o[i];
+        }
+        for (int i = 0; i < 6; ++i) {
+          v16 o[6];
+          a4(cols[i], o);
+          for (int j = 0; j < 6; ++j) store(mt + (i * 6 + j) * k + kb, o[j]);
         }
       }
     }
