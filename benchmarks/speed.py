@@ -4,11 +4,12 @@ in the same run. Prints each figure, the ratio roadseg / reference, and achieved
 of a measured fp32 matrix-product peak.
 
 roadseg is measured on its own code paths: training runs `Trainer` epochs on cached uint8 samples
-(the loop `roadseg train` runs, default settings: mixed precision where the CPU has native bf16,
-and with --no-amp, fp32), inference runs `Predictor` on uint8 frames with each backend (torch, i.e.
-roadseg's Winograd network, as `roadseg predict` runs it on the CPU; torch-eager, PyTorch's own
-modules (--no-winograd); onnxruntime; OpenVINO; all fp32), and INT8 runs the `roadseg export --format onnx-int8` model
-(calibrated on random frames: speed does not depend on the weights' values) in OpenVINO and
+(the loop `roadseg train` runs; default settings: mixed precision where the CPU has native bf16;
+--no-amp: fp32, whose wide convs run as Winograd; fp32-eager: --no-amp --no-winograd), inference
+runs `Predictor` on uint8 frames with each backend (torch: roadseg's Winograd network, as `roadseg
+predict` runs it on the CPU; torch-eager: PyTorch's own modules, --no-winograd; onnxruntime;
+OpenVINO; all fp32), and INT8 runs the `roadseg export --format onnx-int8` model (calibrated on
+random frames: speed does not depend on the weights' values) in OpenVINO and
 onnxruntime. Keras runs model.fit on NumPy arrays and a tf.function forward, as the notebook does.
 Every figure is a median over --repeats timed runs after a warm-up run; a training run is one epoch
 of --steps steps.
@@ -92,11 +93,13 @@ def _cache(n: int, size: tuple[int, int], seed: int = 0) -> SampleCache:
                        torch.from_numpy(rng.integers(0, 23, (n, *size), dtype=np.uint8)))
 
 
-def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool) -> tuple[dict, Trainer]:
+def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool,
+               winograd: bool = True) -> tuple[dict, Trainer]:
     """images/s of Trainer epochs (the `roadseg train` loop) on cached samples, and the trainer."""
     batch = 32 if size[0] * size[1] <= 96 * 128 else 8
     cache = _cache(batch * steps, size)
-    cfg = TrainConfig(size=f"{size[0]}x{size[1]}", batch_size=batch, progress=False, device="cpu", amp=amp)
+    cfg = TrainConfig(size=f"{size[0]}x{size[1]}", batch_size=batch, progress=False, device="cpu", amp=amp,
+                      winograd=winograd)
     data = PreparedData(Layout(Path("."), "carla", {}), class_table("carla"), size, cache, cache)
     trainer = Trainer(cfg, data, Path("unused"))
     rate = _rate(lambda: trainer._run_epoch(cache, train=True), len(cache), repeats)
@@ -132,6 +135,7 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     result = {"train": {"default": default}}
     if default["precision"] != "fp32":
         result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
+    result["train"]["fp32-eager"] = train_rate(size, steps, repeats, amp=False, winograd=False)[0]  # --no-winograd
     meta = trainer.state(with_optimizer=False)
     onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
@@ -173,7 +177,7 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None) -> d
     int8 = mine["int8"]
     print(f"\n{key}: {fwd:.2f} GFLOP forward per image")
     for name, row in train.items():
-        print(f"  roadseg train {name:8s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
+        print(f"  roadseg train {name:11s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
               f"{row['images_per_s'] * 3 * fwd / peak:.0%} of peak")
     for name, row in infer.items():
         print(f"  roadseg infer {name:11s} {row['images_per_s']:7.2f} img/s (fp32, batch {INFER_BATCH}), "

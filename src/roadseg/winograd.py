@@ -1,18 +1,23 @@
-"""Fast fp32 inference of the U-Net on the CPU.
+"""Winograd convolutions for the U-Net on the CPU, in fp32: fast inference, and faster training.
 
-The same network, computed in fewer operations: 3x3 convolutions with at least 64 input and output
-channels run as Winograd F(4x4,3x3) (36 multiplications per 4x4 output block instead of 144; the
-transforms are roadseg's kernels, the products one oneDNN 36-group 1x1 convolution); each stride-2
-transposed convolution runs as four small phase convolutions whose outputs the next convolution reads
-in place, together with the skip connection, so neither the upsampled map nor the concatenation is
-ever written out; batch norm is folded into the convolutions and ReLU into their outputs. Logits
-match the PyTorch modules' within 1e-4 (tested). Used by `Predictor` on the CPU unless turned off
-(`--no-winograd`).
+Inference (`WinogradUNet`, used by `Predictor` on the CPU unless `--no-winograd`): the same network
+in fewer operations. 3x3 convolutions with at least 64 input and output channels run as Winograd
+F(4x4,3x3) (36 multiplications per 4x4 output block instead of 144; the transforms are roadseg's
+kernels, the products one oneDNN 36-group 1x1 convolution); each stride-2 transposed convolution runs
+as four small phase convolutions whose outputs the next convolution reads in place, together with the
+skip connection, so neither the upsampled map nor the concatenation is ever written out; batch norm
+is folded into the convolutions and ReLU into their outputs. Logits match the PyTorch modules'
+within 1e-4 (tested, and self-checked on first use).
+
+Training (`use_for_training`, called by the Trainer on the CPU unless `--no-winograd`): the same wide
+3x3 convolutions become `WinogradConv2d`, whose forward pass, input gradient and weight gradient
+are all computed in the Winograd domain for fp32 steps (bf16 autocast steps use PyTorch's conv).
 
 Usage::
 
     fast = WinogradUNet.build(model)          # None where the kernels cannot be built
     logits = fast(images)                     # (N,3,H,W) float32, channels-last or not
+    use_for_training(model)                   # before the optimizer step loop; parameters unchanged
 """
 from __future__ import annotations
 
