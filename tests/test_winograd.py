@@ -66,6 +66,14 @@ def test_one_convolution_over_two_sources(size):
     _close(kernels.concat_channels(srcs, n, 2 * h, 2 * w), torch.cat([up, skip], 1))
 
 
+def test_kernels_refuse_channel_counts_they_cannot_take():
+    x = torch.zeros(1, 8, 4, 4).to(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        kernels.winograd_input([kernels.source(x)], 1, 4, 4)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        kernels.winograd_output_grad(x)
+
+
 def _randomise_batch_norm(model: UNet) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -142,9 +142,15 @@ def _nhwc(n: int, c: int, h: int, w: int) -> torch.Tensor:
     return torch.empty((n, c, h, w), memory_format=torch.channels_last)  # NHWC memory, not a view
 
 
+def _check16(*channels: int) -> None:
+    if any(c % 16 for c in channels):
+        raise ValueError(f"the Winograd kernels take channel counts that are multiples of 16, not {channels}")
+
+
 def winograd_input(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tensor:
     """B^T d B of every 6x6 tile of the sources (concatenated along channels; each a multiple of 16),
     as a (1, 36*C, tiles, 1) channels-last tensor: the input of the 36-group 1x1 product."""
+    _check16(*(s.c for s in srcs))
     c = sum(s.c for s in srcs)
     tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
     v = torch.empty((1, 36 * c, tiles, 1), memory_format=torch.channels_last)
@@ -157,6 +163,7 @@ def winograd_output(m: torch.Tensor, bias: torch.Tensor | None, relu: bool, n: i
     if m.stride(1) != 1:
         m = m.contiguous(memory_format=torch.channels_last)
     k = m.shape[1] // 36
+    _check16(k)
     y = _nhwc(n, k, h, w)
     library().winograd_output(m.data_ptr(), None if bias is None else bias.data_ptr(), k, int(relu), n, h, w,
                               y.data_ptr(), torch.get_num_threads())
@@ -167,6 +174,7 @@ def winograd_output_grad(gy: torch.Tensor) -> torch.Tensor:
     """A gY A^T of every 4x4 block of an (N,K,H,W) output gradient, as (1, 36*K, tiles, 1) channels-last:
     the adjoint of winograd_output, for the weight gradient."""
     n, k, h, w = gy.shape
+    _check16(k)
     gy = gy.contiguous(memory_format=torch.channels_last)
     tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
     gm = torch.empty((1, 36 * k, tiles, 1), memory_format=torch.channels_last)
