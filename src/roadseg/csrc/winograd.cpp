@@ -30,6 +30,18 @@ static void parallel(int64_t n, int threads, F f) {
   }
 }
 
+// Runs f(t, image, tile row, tile column) for every 4x4 output tile t of an n x h x w map.
+template <typename F>
+static void for_each_tile(int64_t n, int64_t h, int64_t w, int threads, F f) {
+  const int64_t th = (h + 3) / 4, tw = (w + 3) / 4;
+  parallel(n * th * tw, threads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t % (th * tw);
+      f(t, t / (th * tw), r / tw, r % tw);
+    }
+  });
+}
+
 // Input transform B^T d B, one 6-vector at a time (Lavin & Gray, interpolation points 0, +-1, +-2).
 static inline void bt6(const v16 *d, v16 *o) {
   o[0] = 4.f * d[0] - 5.f * d[2] + d[4];
@@ -81,35 +93,31 @@ extern "C" void winograd_input(const Source *srcs, int nsrc, int64_t n, int64_t 
                                int threads) {
   int64_t c = 0;
   for (int i = 0; i < nsrc; ++i) c += srcs[i].c;
-  const int64_t th = (h + 3) / 4, tw = (w + 3) / 4;
-  parallel(n * th * tw, threads, [&](int64_t t0, int64_t t1) {
-    const v16 zero = {};
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = t % (th * tw), ti = r / tw, tj = r % tw;
-      float *vt = v + t * 36 * c;
-      int64_t cb = 0;
-      for (int si = 0; si < nsrc; ++si) {
-        const Source &s = srcs[si];
-        const float *at[6][6];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 6; ++j) {
-            const int64_t y = 4 * ti - 1 + i, x = 4 * tj - 1 + j;
-            at[i][j] = (y < 0 || y >= h || x < 0 || x >= w) ? nullptr : pixel(s, b, y, x);
-          }
-        for (int64_t co = 0; co < s.c; co += 16, cb += 16) {
-          v16 cols[6][6];  // B^T applied down each column, stored [row][column]
-          for (int j = 0; j < 6; ++j) {
-            v16 d[6], o[6];
-            for (int i = 0; i < 6; ++i) d[i] = at[i][j] ? load(at[i][j] + co) : zero;
-            bt6(d, o);
-            for (int i = 0; i < 6; ++i) cols[i][j] = o[i];
-          }
-          for (int i = 0; i < 6; ++i) {
-            v16 o[6];
-            bt6(cols[i], o);
-            float *dst = vt + i * 6 * c + cb;
-            for (int j = 0; j < 6; ++j) store(dst + j * c, o[j]);
-          }
+  const v16 zero = {};
+  for_each_tile(n, h, w, threads, [&](int64_t t, int64_t b, int64_t ti, int64_t tj) {
+    float *vt = v + t * 36 * c;
+    int64_t cb = 0;
+    for (int si = 0; si < nsrc; ++si) {
+      const Source &s = srcs[si];
+      const float *at[6][6];
+      for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) {
+          const int64_t y = 4 * ti - 1 + i, x = 4 * tj - 1 + j;
+          at[i][j] = (y < 0 || y >= h || x < 0 || x >= w) ? nullptr : pixel(s, b, y, x);
+        }
+      for (int64_t co = 0; co < s.c; co += 16, cb += 16) {
+        v16 cols[6][6];  // B^T applied down each column, stored [row][column]
+        for (int j = 0; j < 6; ++j) {
+          v16 d[6], o[6];
+          for (int i = 0; i < 6; ++i) d[i] = at[i][j] ? load(at[i][j] + co) : zero;
+          bt6(d, o);
+          for (int i = 0; i < 6; ++i) cols[i][j] = o[i];
+        }
+        for (int i = 0; i < 6; ++i) {
+          v16 o[6];
+          bt6(cols[i], o);
+          float *dst = vt + i * 6 * c + cb;
+          for (int j = 0; j < 6; ++j) store(dst + j * c, o[j]);
         }
       }
     }
@@ -119,29 +127,25 @@ extern "C" void winograd_input(const Source *srcs, int nsrc, int64_t n, int64_t 
 // y = A^T m A (+ bias, then ReLU if asked) for every tile, written to a channels-last y of K channels.
 extern "C" void winograd_output(const float *m, const float *bias, int64_t k, int relu, int64_t n, int64_t h,
                                 int64_t w, float *y, int threads) {
-  const int64_t th = (h + 3) / 4, tw = (w + 3) / 4;
-  parallel(n * th * tw, threads, [&](int64_t t0, int64_t t1) {
-    const v16 zero = {};
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = t % (th * tw), ti = r / tw, tj = r % tw;
-      const float *mt = m + t * 36 * k;
-      for (int64_t kb = 0; kb < k; kb += 16) {
-        v16 rows[4][6];  // A^T applied down each column, stored [row][column]
-        for (int j = 0; j < 6; ++j) {
-          v16 col[6], o[4];
-          for (int i = 0; i < 6; ++i) col[i] = load(mt + (i * 6 + j) * k + kb);
-          at6(col, o);
-          for (int i = 0; i < 4; ++i) rows[i][j] = o[i];
-        }
-        const v16 bb = bias ? load(bias + kb) : zero;
-        for (int i = 0; i < 4 && 4 * ti + i < h; ++i) {
-          v16 o[4];
-          at6(rows[i], o);
-          for (int j = 0; j < 4 && 4 * tj + j < w; ++j) {
-            v16 q = o[j] + bb;
-            if (relu) q = q > zero ? q : zero;
-            store(y + ((b * h + 4 * ti + i) * w + 4 * tj + j) * k + kb, q);
-          }
+  const v16 zero = {};
+  for_each_tile(n, h, w, threads, [&](int64_t t, int64_t b, int64_t ti, int64_t tj) {
+    const float *mt = m + t * 36 * k;
+    for (int64_t kb = 0; kb < k; kb += 16) {
+      v16 rows[4][6];  // A^T applied down each column, stored [row][column]
+      for (int j = 0; j < 6; ++j) {
+        v16 col[6], o[4];
+        for (int i = 0; i < 6; ++i) col[i] = load(mt + (i * 6 + j) * k + kb);
+        at6(col, o);
+        for (int i = 0; i < 4; ++i) rows[i][j] = o[i];
+      }
+      const v16 bb = bias ? load(bias + kb) : zero;
+      for (int i = 0; i < 4 && 4 * ti + i < h; ++i) {
+        v16 o[4];
+        at6(rows[i], o);
+        for (int j = 0; j < 4 && 4 * tj + j < w; ++j) {
+          v16 q = o[j] + bb;
+          if (relu) q = q > zero ? q : zero;
+          store(y + ((b * h + 4 * ti + i) * w + 4 * tj + j) * k + kb, q);
         }
       }
     }
@@ -152,28 +156,24 @@ extern "C" void winograd_output(const float *m, const float *bias, int64_t k, in
 // of the output gradient gy (channels-last, K channels; zero beyond the image), written as [T][36][K].
 extern "C" void winograd_output_grad(const float *gy, int64_t k, int64_t n, int64_t h, int64_t w, float *gm,
                                      int threads) {
-  const int64_t th = (h + 3) / 4, tw = (w + 3) / 4;
-  parallel(n * th * tw, threads, [&](int64_t t0, int64_t t1) {
-    const v16 zero = {};
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = t % (th * tw), ti = r / tw, tj = r % tw;
-      float *mt = gm + t * 36 * k;
-      for (int64_t kb = 0; kb < k; kb += 16) {
-        v16 cols[6][4];  // A applied down each of the 4 columns
-        for (int j = 0; j < 4; ++j) {
-          v16 g[4], o[6];
-          for (int i = 0; i < 4; ++i) {
-            const int64_t y = 4 * ti + i, x = 4 * tj + j;
-            g[i] = (y < h && x < w) ? load(gy + ((b * h + y) * w + x) * k + kb) : zero;
-          }
-          a4(g, o);
-          for (int i = 0; i < 6; ++i) cols[i][j] = o[i];
+  const v16 zero = {};
+  for_each_tile(n, h, w, threads, [&](int64_t t, int64_t b, int64_t ti, int64_t tj) {
+    float *mt = gm + t * 36 * k;
+    for (int64_t kb = 0; kb < k; kb += 16) {
+      v16 cols[6][4];  // A applied down each of the 4 columns
+      for (int j = 0; j < 4; ++j) {
+        v16 g[4], o[6];
+        for (int i = 0; i < 4; ++i) {
+          const int64_t y = 4 * ti + i, x = 4 * tj + j;
+          g[i] = (y < h && x < w) ? load(gy + ((b * h + y) * w + x) * k + kb) : zero;
         }
-        for (int i = 0; i < 6; ++i) {
-          v16 o[6];
-          a4(cols[i], o);
-          for (int j = 0; j < 6; ++j) store(mt + (i * 6 + j) * k + kb, o[j]);
-        }
+        a4(g, o);
+        for (int i = 0; i < 6; ++i) cols[i][j] = o[i];
+      }
+      for (int i = 0; i < 6; ++i) {
+        v16 o[6];
+        a4(cols[i], o);
+        for (int j = 0; j < 6; ++j) store(mt + (i * 6 + j) * k + kb, o[j]);
       }
     }
   });
