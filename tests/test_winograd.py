@@ -170,7 +170,8 @@ def test_a_library_that_computes_wrong_logits_is_not_used(monkeypatch, trained):
 
 
 @pytest.mark.parametrize("size, bias", [((12, 20), True), ((7, 9), False)])
-def test_training_conv_gradients_match_conv2d(size, bias):
+def test_training_conv_gradients_match_conv2d(size, bias, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_TRAINING_TILES", 0)  # small inputs, Winograd all the same
     torch.manual_seed(3)
     conv = torch.nn.Conv2d(64, 80, 3, padding=1, bias=bias)
     ref = copy.deepcopy(conv)
@@ -195,6 +196,7 @@ def test_use_for_training_keeps_parameters_and_state_dict():
 
 
 def test_fp32_cpu_training_runs_winograd_and_learns_the_same(tmp_path, carla_dir, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_TRAINING_TILES", 0)
     calls = []
     apply = winograd._WinogradConv.apply
     monkeypatch.setattr(winograd._WinogradConv, "apply", staticmethod(lambda *a: calls.append(1) or apply(*a)))
@@ -207,3 +209,17 @@ def test_fp32_cpu_training_runs_winograd_and_learns_the_same(tmp_path, carla_dir
     rows = [list(csv.DictReader(open(run / "metrics.csv"))) for run in (fast, plain)]
     for a, b in zip(*rows):
         assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-3)
+
+
+def test_training_convs_with_few_tiles_use_pytorch(monkeypatch):
+    """Below MIN_TRAINING_TILES output tiles the per-step weight transforms cost more than they save."""
+    calls = []
+    apply = winograd._WinogradConv.apply
+    monkeypatch.setattr(winograd._WinogradConv, "apply", staticmethod(lambda *a: calls.append(1) or apply(*a)))
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    use_for_training(conv)
+    tiles_per_image = 4 * 4  # 16x16
+    conv(torch.rand(winograd.MIN_TRAINING_TILES // tiles_per_image - 1, 64, 16, 16))
+    assert not calls
+    conv(torch.rand(winograd.MIN_TRAINING_TILES // tiles_per_image, 64, 16, 16))
+    assert calls
