@@ -110,6 +110,19 @@ def test_logits_match_without_onednn_fused_ops(monkeypatch):
     _close(WinogradUNet(model)(x), expected)
 
 
+def test_large_batches_run_in_chunks_with_the_same_logits(monkeypatch):
+    torch.manual_seed(4)
+    model = UNet(depth=3).eval()
+    x = torch.rand(5, 3, 16, 32)
+    whole = WinogradUNet(model)(x)
+    monkeypatch.setattr(winograd, "MAX_CHUNK_PIXELS", 2 * 16 * 32)  # chunks of 2, 2 and 1 frames
+    sizes = []
+    forward = WinogradUNet._forward
+    monkeypatch.setattr(WinogradUNet, "_forward", lambda self, x: sizes.append(len(x)) or forward(self, x))
+    _close(WinogradUNet(model)(x), whole)
+    assert sizes == [2, 2, 1]
+
+
 def test_sizes_the_network_cannot_take_are_refused():
     fast = WinogradUNet(UNet(depth=3).eval())
     with pytest.raises(InputError, match="not divisible by 4"):
