@@ -142,6 +142,11 @@ def _nhwc(n: int, c: int, h: int, w: int) -> torch.Tensor:
     return torch.empty((n, c, h, w), memory_format=torch.channels_last)  # NHWC memory, not a view
 
 
+def tiles(n: int, h: int, w: int) -> int:
+    """Number of 4x4 output tiles of an n x h x w map (partial tiles at the edges count)."""
+    return n * ((h + 3) // 4) * ((w + 3) // 4)
+
+
 def _check16(*channels: int) -> None:
     if any(c % 16 for c in channels):
         raise ValueError(f"the Winograd kernels take channel counts that are multiples of 16, not {channels}")
@@ -152,8 +157,7 @@ def winograd_input(srcs: Sequence[Source], n: int, h: int, w: int) -> torch.Tens
     as a (1, 36*C, tiles, 1) channels-last tensor: the input of the 36-group 1x1 product."""
     _check16(*(s.c for s in srcs))
     c = sum(s.c for s in srcs)
-    tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
-    v = torch.empty((1, 36 * c, tiles, 1), memory_format=torch.channels_last)
+    v = torch.empty((1, 36 * c, tiles(n, h, w), 1), memory_format=torch.channels_last)
     library().winograd_input(_sources(srcs), len(srcs), n, h, w, v.data_ptr(), torch.get_num_threads())
     return v
 
@@ -176,8 +180,7 @@ def winograd_output_grad(gy: torch.Tensor) -> torch.Tensor:
     n, k, h, w = gy.shape
     _check16(k)
     gy = gy.contiguous(memory_format=torch.channels_last)
-    tiles = n * ((h + 3) // 4) * ((w + 3) // 4)
-    gm = torch.empty((1, 36 * k, tiles, 1), memory_format=torch.channels_last)
+    gm = torch.empty((1, 36 * k, tiles(n, h, w), 1), memory_format=torch.channels_last)
     library().winograd_output_grad(gy.data_ptr(), k, n, h, w, gm.data_ptr(), torch.get_num_threads())
     return gm
 

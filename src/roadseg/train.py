@@ -146,8 +146,8 @@ class Trainer:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         # fp32 steps on the CPU run the wide 3x3 convs as Winograd (bf16 autocast steps do not)
-        use = cfg.winograd and self.device.type == "cpu" and not cfg.compile
-        self.winograd_convs = use_for_training(self.model) if use else 0
+        if cfg.winograd and self.device.type == "cpu" and not cfg.compile:
+            use_for_training(self.model)
         self.net: torch.nn.Module = self.model
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel

@@ -68,6 +68,13 @@ def phase_weights(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(p.permute(1, 0, 2, 3).contiguous() for p in (ee, eo, oe, oo))
 
 
+def fits(in_channels: tuple[int, ...], out_channels: int) -> bool:
+    """Whether a 3x3 conv reading sources of `in_channels` (concatenated) into `out_channels` runs as
+    Winograd: every count a multiple of 16 (the kernels' vectors) and at least MIN_CHANNELS in and out."""
+    return all(c % 16 == 0 for c in (*in_channels, out_channels)) \
+        and min(sum(in_channels), out_channels) >= MIN_CHANNELS
+
+
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The conv's weight and bias with an eval-mode batch norm after it folded in."""
     w = conv.weight.detach().float()
@@ -84,9 +91,7 @@ class _Conv:
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, split: tuple[int, ...]) -> None:
         self.weight, self.bias = _fold(conv, bn)
-        k = self.weight.shape[0]
-        fits = all(c % 16 == 0 for c in split) and k % 16 == 0
-        use = fits and sum(split) >= MIN_CHANNELS and k >= MIN_CHANNELS
+        use = fits(split, self.weight.shape[0])
         self.u = winograd_weight(self.weight.double()).float() if use else None
         self._packed: dict[tuple[int, ...], torch.Tensor] = {}
 
@@ -255,8 +260,8 @@ class _WinogradConv(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             v = kernels.winograd_input([kernels.source(x)], n, h, w)  # recomputed: cheaper than keeping it
             gm = kernels.winograd_output_grad(gy)
-            tiles = v.shape[2]
-            gu = torch.bmm(gm.as_strided((36, k, tiles), (k, 1, 36 * k)), v.as_strided((36, tiles, c), (c, 36 * c, 1)))
+            t = v.shape[2]
+            gu = torch.bmm(gm.as_strided((36, k, t), (k, 1, 36 * k)), v.as_strided((36, t, c), (c, 36 * c, 1)))
             gw = winograd_weight_grad(gu)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum((0, 2, 3))
@@ -283,16 +288,14 @@ class WinogradConv2d(nn.Conv2d):
     parameters and state_dict as nn.Conv2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
         if x.device.type == "cpu" and x.dtype == torch.float32 and not _cpu_autocast() \
-                and n * ((h + 3) // 4) * ((w + 3) // 4) >= MIN_TRAINING_TILES:
+                and kernels.tiles(x.shape[0], *x.shape[2:]) >= MIN_TRAINING_TILES:
             return _WinogradConv.apply(x, self.weight, self.bias)
         return super().forward(x)
 
 
 def use_for_training(model: nn.Module) -> int:
-    """Make the model's 3x3 convs with at least MIN_CHANNELS (multiples of 16) in and out channels
-    WinogradConv2d, in place (their parameters, optimizer state and state_dict keys are unchanged).
+    """Make the model's 3x3 convs whose channels `fit` WinogradConv2d, in place (their parameters, optimizer state and state_dict keys are unchanged).
     Returns how many; 0 where the kernels are unavailable.
 
     Usage: ``use_for_training(model)`` before wrapping it in DDP; not with torch.compile."""
@@ -302,8 +305,7 @@ def use_for_training(model: nn.Module) -> int:
     for m in model.modules():
         if type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.padding == (1, 1) and m.stride == (1, 1) \
                 and m.dilation == (1, 1) and m.groups == 1 and m.padding_mode == "zeros" \
-                and min(m.in_channels, m.out_channels) >= MIN_CHANNELS \
-                and m.in_channels % 16 == 0 and m.out_channels % 16 == 0:
+                and fits((m.in_channels,), m.out_channels):
             m.__class__ = WinogradConv2d
             count += 1
     return count

@@ -88,11 +88,16 @@ static inline const float *pixel(const Source &s, int64_t b, int64_t y, int64_t 
   return s.p[k] + b * s.sn[k] + (y >> 1) * s.sh[k] + (x >> 1) * s.sw[k];
 }
 
+static int64_t total_channels(const Source *srcs, int nsrc) {
+  int64_t c = 0;
+  for (int i = 0; i < nsrc; ++i) c += srcs[i].c;
+  return c;
+}
+
 // V = B^T d B for every 6x6 input tile (zero padding of 1), the sources concatenated along channels.
 extern "C" void winograd_input(const Source *srcs, int nsrc, int64_t n, int64_t h, int64_t w, float *v,
                                int threads) {
-  int64_t c = 0;
-  for (int i = 0; i < nsrc; ++i) c += srcs[i].c;
+  const int64_t c = total_channels(srcs, nsrc);
   const v16 zero = {};
   for_each_tile(n, h, w, threads, [&](int64_t t, int64_t b, int64_t ti, int64_t tj) {
     float *vt = v + t * 36 * c;
@@ -182,8 +187,7 @@ extern "C" void winograd_output_grad(const float *gy, int64_t k, int64_t n, int6
 // The sources concatenated along channels into a contiguous channels-last tensor (any channel counts).
 extern "C" void concat_channels(const Source *srcs, int nsrc, int64_t n, int64_t h, int64_t w, float *y,
                                 int threads) {
-  int64_t c = 0;
-  for (int i = 0; i < nsrc; ++i) c += srcs[i].c;
+  const int64_t c = total_channels(srcs, nsrc);
   parallel(n * h, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / h, yy = r % h;
