@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from roadseg.evaluate import evaluate
+from roadseg.evaluation.evaluate import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Accuracy (benchmarks/quality.py)"

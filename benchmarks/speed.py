@@ -40,13 +40,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
-from roadseg.data import Layout, Pair, SampleCache, to_tensor
+from roadseg.data import Layout, Pair, SampleCache
 from roadseg.device import amp_dtype, keep_freed_memory
-from roadseg.engines import make_engine
-from roadseg.export import onnx_bytes, quantize_int8
-from roadseg.model import UNet
-from roadseg.predict import Predictor
-from roadseg.train import PreparedData, Trainer
+from roadseg.inference import Predictor, Preprocess, make_engine
+from roadseg.inference.export import onnx_bytes, quantize_int8
+from roadseg.nets import UNet
+from roadseg.training import PreparedData, Trainer
+from roadseg.training.state import run_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS_VENV = ROOT / ".bench-venv" / "keras"
@@ -113,14 +113,15 @@ def infer_figures(predictor: Predictor, frames: np.ndarray, repeats: int) -> dic
     return {"images_per_s": _rate(lambda: predictor.logits(frames), len(frames), repeats), "latency_ms": latency}
 
 
-def int8_figures(fp32_onnx: bytes, frames: np.ndarray, repeats: int) -> dict:
+def int8_figures(fp32_onnx: bytes, meta: dict, frames: np.ndarray, repeats: int) -> dict:
     """INT8 (static QDQ, the `roadseg export --format onnx-int8` path) in OpenVINO and onnxruntime."""
-    data = quantize_int8(fp32_onnx, frames[:8])
-    x = to_tensor(frames).numpy()
+    preprocess = Preprocess(meta["input"])
+    data = quantize_int8(fp32_onnx, frames[:8], preprocess)
+    x = preprocess.tensor(frames)
     out = {}
     for backend in ("openvino", "onnx"):
         try:
-            engine = make_engine(backend, data)
+            engine = make_engine(backend, onnx=data)
         except Exception as e:  # an optional extra that is missing
             print(f"  (int8 {backend} skipped: {e})")
             continue
@@ -136,20 +137,21 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     if default["precision"] != "fp32":
         result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
     result["train"]["fp32-eager"] = train_rate(size, steps, repeats, amp=False, winograd=False)[0]  # --no-winograd
-    meta = trainer.state(with_optimizer=False)
+    meta = run_checkpoint(trainer, with_optimizer=False)
     onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
     for name in ("torch", "torch-eager", "onnx", "openvino"):  # torch: the Winograd network; eager: nn.Modules
         backend = name.split("-")[0]
         try:
-            predictor = Predictor(build_model(meta) if backend == "torch" else None, trainer.data.table, size,
-                                  device="cpu", meta=meta, backend=backend, onnx=onnx, winograd=name == "torch")
+            engine = make_engine(backend, model=build_model(meta) if backend == "torch" else None,
+                                 onnx=None if backend == "torch" else onnx, device="cpu", winograd=name == "torch")
+            predictor = Predictor(engine, trainer.data.table, meta["input"], meta)
         except Exception as e:  # an optional extra that is missing
             print(f"  ({name} skipped: {e})")
             continue
         result["infer"][name] = infer_figures(predictor, frames, repeats)
-    result["int8"] = int8_figures(onnx, frames, repeats)
+    result["int8"] = int8_figures(onnx, meta, frames, repeats)
     return result
 
 

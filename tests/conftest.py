@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from roadseg.config import TrainConfig
-from roadseg.synth import write_dataset
-from roadseg.train import train
+from roadseg.data.synth import write_dataset
+from roadseg.training import train
 
 TINY = dict(base_filters=4, depth=3, size="32x48", batch_size=4, progress=False, lr=3e-3)
 

@@ -1,10 +1,11 @@
-"""Checkpoints load safely: a pickle that would run code is refused."""
+"""The checkpoint format: safe loading (a pickle that would run code is refused), format versions,
+every writer going through one builder, and how model names resolve."""
 import pickle
 
 import pytest
 import torch
 
-from roadseg.checkpoint import build_model, load_checkpoint
+from roadseg.checkpoint import FORMAT_VERSION, build_model, load_checkpoint, resolve_model_path
 from roadseg.errors import InputError
 
 
@@ -41,3 +42,42 @@ def test_checkpoint_is_self_contained(trained):
     assert ckpt["training"]["history"] and ckpt["training"]["config"]["epochs"] == 2
     model = build_model(ckpt)
     assert model(torch.rand(1, 3, 32, 48)).shape == (1, 23, 32, 48)
+
+
+def test_format_1_files_load_as_the_unet():
+    """The shipped camvid.pt predates `arch`: it loads as the notebook's U-Net, upgraded in memory."""
+    raw = torch.load(resolve_model_path("camvid"), weights_only=True)
+    assert raw["format_version"] == 1 and "arch" not in raw["model"]
+    ckpt = load_checkpoint("camvid")
+    assert ckpt["format_version"] == FORMAT_VERSION and ckpt["model"]["arch"] == "unet"
+    assert ckpt["input"]["size_multiple"] == 16 and type(build_model(ckpt)).__name__ == "UNet"
+
+
+def test_newer_formats_and_missing_parts_are_one_clear_line(trained, tmp_path):
+    ckpt = load_checkpoint(trained / "best.pt")
+    torch.save({**ckpt, "format_version": FORMAT_VERSION + 1}, tmp_path / "new.pt")
+    with pytest.raises(InputError, match="newer roadseg"):
+        load_checkpoint(tmp_path / "new.pt")
+    torch.save({**ckpt, "classes": {"colors": []}}, tmp_path / "part.pt")
+    with pytest.raises(InputError, match=r"no classes\.names"):
+        load_checkpoint(tmp_path / "part.pt")
+
+
+def test_every_writer_records_the_network_and_format(trained, tmp_path):
+    from roadseg.cli import main
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", str(tmp_path / "s.pt")]) == 0
+    for path in (trained / "best.pt", trained / "last.pt", tmp_path / "s.pt"):
+        raw = torch.load(path, weights_only=True)
+        assert raw["format_version"] == FORMAT_VERSION and raw["model"]["arch"] == "unet"
+        assert raw["input"]["size_multiple"] == 4  # the fixture's depth-3 U-Net
+
+
+def test_a_shipped_name_is_not_hidden_by_a_folder_and_run_folders_use_best(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "camvid").mkdir()  # a dataset folder named like the shipped model
+    assert resolve_model_path("camvid").name == "camvid.pt"
+    assert resolve_model_path(trained) == trained / "best.pt"
+    assert "using" in capsys.readouterr().err
+    (tmp_path / "frame.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(InputError, match="not a roadseg checkpoint"):
+        load_checkpoint(tmp_path / "frame.pt")

@@ -1,4 +1,6 @@
-"""The `roadseg` command line: synth, train, evaluate, predict, info, demo.
+"""The `roadseg` command line: synth, train, evaluate, predict, check, export, import-keras, info, demo.
+Each command parses its flags here and calls the package; train, predict, evaluate and demo also
+apply the CPU allocator setting (`roadseg.device.keep_freed_memory`), which the library never does.
 
 Usage: ``roadseg train --data data --out runs/x --epochs 40``  (``roadseg COMMAND --help`` for each)
 """
@@ -9,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .engines import BACKENDS
 from .errors import RoadsegError
+from .inference.engines import BACKENDS
+from .nets import names as network_names
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
 NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
@@ -31,6 +34,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, help="held-out share when the layout has no val split")
     p.add_argument("--num-classes", type=int)
     p.add_argument("--ignore-index", help="mask id left out of loss and metrics: a number, none or auto")
+    p.add_argument("--arch", help=f"network, by registry name: {', '.join(network_names())} (default unet)")
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
     p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
     p.add_argument("--dropout", type=float)
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="480x640", help="HEIGHTxWIDTH of the frames (CARLA: 480x640)")
     p.add_argument("--seed", type=int, default=0)
 
-    _add_train_args(sub.add_parser("train", help="train a U-Net"))
+    _add_train_args(sub.add_parser("train", help="train a network (the notebook's U-Net by default)"))
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a dataset")
     p.add_argument("--model", required=True, help="checkpoint path or shipped model name")
@@ -143,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_synth(a: argparse.Namespace) -> None:
-    from .data import parse_size
-    from .synth import write_dataset
+    from .config import parse_size
+    from .data.synth import write_dataset
     if a.count < 1:
         raise RoadsegError("--count must be at least 1")
     write_dataset(a.out, a.count, parse_size(a.size), a.seed, progress=True)
@@ -153,8 +157,8 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .config import TrainConfig
-    from .distributed import is_main_process
-    from .train import train
+    from .training import train
+    from .training.distributed import is_main_process
     keys = set(TrainConfig.keys())
     overrides = {k: v for k, v in vars(a).items() if k in keys}
     if a.resume:
@@ -165,19 +169,21 @@ def cmd_train(a: argparse.Namespace) -> None:
         cfg = TrainConfig.resolve(a.config, overrides)
     if not cfg.data:
         raise RoadsegError("no dataset given; pass --data DIR (or set data: in --config)")
+    _keep_freed_memory(cfg.device)
     run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite)
     if is_main_process():
         print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    from .evaluate import evaluate_frames, format_report, write_json
+    from .evaluation.evaluate import evaluate_frames, format_report, write_json
+    _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, worst=a.worst if a.report else 0, backend=a.backend,
                                     winograd=a.winograd)
     print(format_report(report))
     if a.report:
-        from .report import write_report
+        from .evaluation.report import write_report
         print(f"report written to {write_report(report, worst, a.report)}")
     if a.json:
         write_json(report, a.json)
@@ -185,10 +191,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    from .data import discover, parse_size, select_trained_split
-    from .predict import Predictor, compare_pairs, predict_files
+    from .config import parse_size
+    from .data import discover, select_trained_split
+    from .evaluation.compare import compare_pairs
+    from .inference.files import predict_files
+    from .inference.predictor import Predictor
     if not a.inputs and not a.compare:
         raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
+    _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend,
                                           a.winograd)
     if a.compare:
@@ -203,7 +213,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from .check import check_dataset, fix_palette
+    from .data.check import check_dataset, fix_palette
     if a.fix_palette:
         if not a.out:
             raise RoadsegError("--fix-palette needs --out DIR for the converted masks")
@@ -217,8 +227,8 @@ def cmd_check(a: argparse.Namespace) -> int:
 
 def cmd_import_keras(a: argparse.Namespace) -> None:
     from .checkpoint import save_checkpoint
-    from .data import parse_size
-    from .keras_import import import_keras
+    from .config import parse_size
+    from .inference.keras_import import import_keras
     ckpt = import_keras(a.weights, parse_size(a.size))
     save_checkpoint(ckpt, a.out)
     print(f"wrote {a.out}: U-Net with {ckpt['model']['parameters']:,} parameters, "
@@ -226,7 +236,7 @@ def cmd_import_keras(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from .export import export_onnx, export_pt
+    from .inference.export import export_onnx, export_pt
     if a.format == "onnx":
         path = export_onnx(a.model, a.out)
     elif a.format == "onnx-int8":
@@ -251,7 +261,15 @@ def cmd_info(a: argparse.Namespace) -> None:
 
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
+    _keep_freed_memory("auto")
     run_demo(a.out, a.frames, a.epochs, a.seed, a.batch_size)
+
+
+def _keep_freed_memory(device: str | None) -> None:
+    """Keep freed memory in glibc's heap when the work runs on the CPU (see roadseg.device)."""
+    from .device import keep_freed_memory, pick_device
+    if pick_device(device or "auto").type == "cpu":
+        keep_freed_memory()
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -34,6 +34,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
+    arch: str = "unet"                  # the network, by registry name (roadseg.nets.names())
     base_filters: int = 32
     depth: int = 5
     dropout: float = 0.3
@@ -85,9 +86,23 @@ class TrainConfig:
         return asdict(self)
 
     def save(self, path: str | Path) -> None:
-        from .imageio import atomic_write
+        from .data.imageio import atomic_write
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """'96x128' (height x width) -> (96, 128)."""
+    if not isinstance(text, str):
+        h, w = text
+        return int(h), int(w)
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(None, f"size '{text}' is not HEIGHTxWIDTH", "write it like 96x128") from None
+    if h <= 0 or w <= 0:
+        raise InputError(None, f"size '{text}' must be positive", "write it like 96x128")
+    return h, w
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .data import discover, select_split
+from .data.synth import write_dataset
 from .errors import InputError
-from .evaluate import evaluate, format_report, write_json
-from .predict import Predictor, compare_pairs, predict_files
-from .synth import write_dataset
-from .train import train
+from .evaluation.compare import compare_pairs
+from .evaluation.evaluate import evaluate, format_report, write_json
+from .inference.files import predict_files
+from .inference.predictor import Predictor
+from .training import train
 
 DEMO_MARKER = ".roadseg-demo"
 

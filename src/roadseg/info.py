@@ -12,14 +12,16 @@ from .config import TrainConfig
 
 def describe(name: str | Path) -> str:
     """Text description of a checkpoint (path or shipped name)."""
-    ckpt = load_checkpoint(name)
+    path = resolve_model_path(name)
+    ckpt = load_checkpoint(path)
     model, classes, inp = ckpt["model"], ckpt["classes"], ckpt["input"]
     training = ckpt.get("training", {})
-    s = model["settings"]
+    s = {k: v for k, v in model["settings"].items() if k not in ("in_channels", "num_classes")}
+    params = model.get("parameters")
     lines = [
-        f"checkpoint   {resolve_model_path(name)}",
-        f"model        U-Net, {model.get('parameters', '?'):,} parameters, base filters {s['base_filters']}, "
-        f"depth {s['depth']}, dropout {s['dropout']}, batch norm {'yes' if s['batch_norm'] else 'no'}",
+        f"checkpoint   {path}",
+        f"network      {model['arch']}, {f'{params:,}' if isinstance(params, int) else '?'} parameters"
+        + "".join(f", {k.replace('_', ' ')} {v}" for k, v in s.items()),
         f"input        {inp['size'][0]}x{inp['size'][1]} {inp.get('channels', 'RGB')} in [0,1], "
         f"{inp.get('resize', 'bilinear')} resize",
         f"classes      {len(classes['names'])}: {', '.join(classes['names'])}",

@@ -1,0 +1,110 @@
+"""From files to tensors: decoding a pair, resizing, the in-memory sample cache, and the one
+preprocessing step (uint8 frames to the network's float input) that every path uses.
+
+Usage::
+
+    train = SampleCache.load(train_pairs, size=(96, 128), num_classes=23)
+    images, masks = train.batch(torch.arange(8))   # float (8,3,96,128) in [0,1], long (8,96,128)
+    x = to_tensor(frames_uint8_nhwc)              # float NCHW in [0,1]
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from .imageio import read_image, read_mask
+from .layouts import Pair
+from pathlib import Path
+
+def resize_image(rgb: np.ndarray, size: tuple[int, int] | None, mode: str = "bilinear") -> np.ndarray:
+    """Resize an HxWx3 uint8 image to (height, width): bilinear by default, or nearest (the notebook)."""
+    if size is None or rgb.shape[:2] == tuple(size):
+        return rgb
+    resample = Image.BILINEAR if mode == "bilinear" else Image.NEAREST
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), resample))
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize an HxW id mask with nearest neighbour."""
+    if size is None or mask.shape == tuple(size):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize((size[1], size[0]), Image.NEAREST))
+
+
+def check_ids(mask: np.ndarray, path: Path, num_classes: int, ignore_index: int | None) -> None:
+    """Refuse ids that are neither a class nor the ignore id."""
+    ids = np.unique(mask)
+    bad = ids[(ids >= num_classes) & (ids != (ignore_index if ignore_index is not None else -1))]
+    if bad.size:
+        allowed = f"0..{num_classes - 1}" + (f" or {ignore_index} (ignored)" if ignore_index is not None else "")
+        raise InputError(path, f"has class id {int(bad[0])}, outside {allowed}",
+                         "fix the mask, or set --num-classes / --ignore-index for this dataset")
+
+
+def load_pair(pair: Pair, size: tuple[int, int] | None, resize: str = "bilinear",
+              mask_size: tuple[int, int] | None | str = "same") -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair: image resized to `size`, mask to `mask_size` ('same' = `size`, None = original)."""
+    image = read_image(pair.image)
+    mask = read_mask(pair.mask)
+    if image.shape[:2] != mask.shape:
+        raise InputError(pair.mask, f"is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} "
+                         f"is {image.shape[1]}x{image.shape[0]}", "image and mask must have the same size")
+    target = size if mask_size == "same" else mask_size
+    return resize_image(image, size, resize), resize_mask(mask, target)
+
+
+def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 NxHxWx3 (or HxWx3) -> float NCHW (or CHW) in [0, 1]."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()
+    t = torch.as_tensor(images)
+    t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(2, 0, 1)
+    return t.float().div_(255.0)
+
+
+class SampleCache:
+    """All decoded, resized samples of a split held in memory as uint8, so epochs never decode PNGs."""
+
+    def __init__(self, pairs: list[Pair], images: torch.Tensor, masks: torch.Tensor) -> None:
+        self.pairs, self.images, self.masks = pairs, images, masks
+
+    @classmethod
+    def load(cls, pairs: list[Pair], size: tuple[int, int], num_classes: int | None = None,
+             ignore_index: int | None = None, resize: str = "bilinear", progress: bool = False) -> "SampleCache":
+        """Decode every pair once; validates files and class ids (num_classes None skips the id check)."""
+        images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
+        masks = np.empty((len(pairs), size[0], size[1]), dtype=np.uint8)
+        items: Iterable = enumerate(pairs)
+        if progress:
+            from tqdm import tqdm
+            items = tqdm(items, total=len(pairs), desc="decode", unit="img", leave=False, disable=None)
+        for i, pair in items:
+            image, mask = load_pair(pair, size, resize)
+            if num_classes is not None:
+                check_ids(mask, pair.mask, num_classes, ignore_index)
+            images[i], masks[i] = image, mask
+        return cls(pairs, torch.from_numpy(images), torch.from_numpy(masks))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def max_id(self, ignore_index: int | None = None) -> int:
+        """Largest class id present (ignoring `ignore_index`)."""
+        ids = torch.unique(self.masks)
+        if ignore_index is not None:
+            ids = ids[ids != ignore_index]
+        return int(ids.max()) if ids.numel() else 0
+
+    def batch(self, index: torch.Tensor, transform: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices,
+        each pair passed through `transform(image, mask)` first when one is given."""
+        if transform is None:
+            return to_tensor(self.images[index]), self.masks[index].long()
+        pairs = [transform(self.images[i].numpy(), self.masks[i].numpy()) for i in index.tolist()]
+        images = np.stack([p[0] for p in pairs])
+        masks = np.stack([p[1] for p in pairs])
+        return to_tensor(images), torch.from_numpy(masks).long()

@@ -1,0 +1,147 @@
+"""Evaluation of a checkpoint on a dataset split: confusion matrix over the whole set, pixel
+accuracy, per-class IoU, mean IoU, frequency-weighted IoU and mean class accuracy.
+
+Usage::
+
+    report = evaluate("runs/demo/train/best.pt", "data", split="val")
+    print(format_report(report))
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..config import parse_size
+from ..data import Pair, SampleCache, check_ids, discover, load_pair, select_trained_split
+from ..data.imageio import atomic_write
+from ..inference.predictor import Predictor
+from .metrics import ConfusionMatrix
+
+
+@dataclass
+class Frame:
+    """One scored frame: the network-size image, the mask it was scored against, the prediction."""
+
+    pair: Pair
+    image: np.ndarray
+    mask: np.ndarray
+    pred: np.ndarray
+    mean_iou: float = math.nan
+    pixel_accuracy: float = math.nan
+
+
+def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = False, batch_size: int = 16,
+                   progress: bool = False) -> Iterator[Frame]:
+    """Predictions for every pair, at the model size or (full_res) at each mask's own size.
+
+    Every file is decoded and checked before the first prediction, so a bad file fails early."""
+    table = predictor.table
+    if full_res:
+        samples = [load_pair(p, predictor.size, predictor.resize, mask_size=None) for p in pairs]
+        for pair, (_, mask) in zip(pairs, samples):
+            check_ids(mask, pair.mask, table.num_classes, table.ignore_index)
+        for pair, (image, mask) in zip(pairs, samples):
+            pred = predictor.ids(image[None], mask.shape)[0]
+            yield Frame(pair, image, mask, pred)
+        return
+    cache = SampleCache.load(pairs, predictor.size, table.num_classes, table.ignore_index, predictor.resize, progress)
+    for start in range(0, len(cache), batch_size):
+        images = cache.images[start:start + batch_size].numpy()
+        preds = predictor.ids(images)
+        for i, pred in enumerate(preds):
+            yield Frame(pairs[start + i], images[i], cache.masks[start + i].numpy(), pred)
+
+
+def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
+             size: str | None = None, full_res: bool = False, batch_size: int = 16,
+             device: str = "auto", progress: bool = False, backend: str = "torch",
+             winograd: bool = True) -> dict[str, Any]:
+    """Score a checkpoint (path or shipped name) on one split of a dataset."""
+    return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
+                           winograd=winograd)[0]
+
+
+def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
+                    size: str | None = None, full_res: bool = False, batch_size: int = 16,
+                    device: str = "auto", progress: bool = False, worst: int = 0,
+                    backend: str = "torch", winograd: bool = True) -> tuple[dict[str, Any], list[Frame]]:
+    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `backend` and
+    `winograd` as for Predictor."""
+    predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None, backend, winograd)
+    table = predictor.table
+    layout = discover(data, fmt)
+    pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
+    cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+    per_frame, kept = [], []
+    for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):
+        one = ConfusionMatrix(table.num_classes, table.ignore_index)
+        one.update(torch.from_numpy(frame.pred), torch.from_numpy(frame.mask))
+        cm.merge(one.matrix)
+        s = one.compute()
+        frame.mean_iou, frame.pixel_accuracy = s["mean_iou"], s["pixel_accuracy"]
+        per_frame.append({"frame": frame.pair.stem, "mean_iou": _clean(s["mean_iou"]),
+                          "pixel_accuracy": _clean(s["pixel_accuracy"])})
+        if worst:
+            kept = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))[:worst]
+    scores = cm.compute()
+    report = {
+        "model": str(model),
+        "data": str(layout.root),
+        "format": layout.format,
+        "split": split,
+        "size": list(predictor.size),
+        "full_res": full_res,
+        "num_images": len(pairs),
+        "pixel_accuracy": scores["pixel_accuracy"],
+        "mean_iou": scores["mean_iou"],
+        "frequency_weighted_iou": scores["frequency_weighted_iou"],
+        "mean_class_accuracy": scores["mean_class_accuracy"],
+        "per_class_iou": {n: _clean(v) for n, v in zip(table.names, scores["per_class_iou"])},
+        "per_class_accuracy": {n: _clean(v) for n, v in zip(table.names, scores["per_class_accuracy"])},
+        "class_pixel_share": {n: float(s) for n, s in zip(table.names, _shares(cm.matrix))},
+        "confusion_matrix": cm.matrix.tolist(),
+        "class_names": list(table.names),
+        "class_colors": [list(c) for c in table.colors],
+        "ignore_index": table.ignore_index,
+        "per_frame": per_frame,
+        "training_history": predictor.meta.get("training", {}).get("history", []),
+    }
+    return report, kept
+
+
+def _clean(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _shares(matrix: torch.Tensor) -> np.ndarray:
+    gt = matrix.sum(1).double()
+    return (gt / gt.sum().clamp(min=1)).numpy()
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of the scores."""
+    lines = [f"{report['num_images']} images, split {report['split']}, "
+             f"{'full resolution' if report['full_res'] else 'size ' + 'x'.join(map(str, report['size']))}",
+             f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}"]
+    for name in report["class_names"]:
+        iou, acc = report["per_class_iou"][name], report["per_class_accuracy"][name]
+        share = report["class_pixel_share"][name]
+        fmt = lambda v: f"{v:8.4f}" if v is not None else f"{'-':>8}"  # noqa: E731
+        lines.append(f"{name:<14}{fmt(iou)}{fmt(acc)}{share:8.2%}")
+    lines.append(f"pixel accuracy          {report['pixel_accuracy']:.4f}")
+    lines.append(f"mean IoU                {report['mean_iou']:.4f}")
+    lines.append(f"frequency-weighted IoU  {report['frequency_weighted_iou']:.4f}")
+    lines.append(f"mean class accuracy     {report['mean_class_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> Path:
+    """Write the report as JSON (NaN-free), atomically."""
+    text = json.dumps(report, indent=2)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

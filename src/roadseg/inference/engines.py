@@ -1,0 +1,167 @@
+"""Inference engines: every backend behind one interface. An engine is called with float NCHW images
+in [0,1] (a CPU tensor) and returns fp32 logits (N,C,H,W) as a CPU tensor; it never sees files,
+uint8 frames or masks (the Predictor owns pre- and postprocessing).
+
+  torch     eager PyTorch on the CPU (fp32) or CUDA (autocast)          TorchEngine
+  winograd  roadseg's Winograd network, fp32 on the CPU (the default    WinogradEngine
+            there), for networks it supports; other networks, or no
+            C++ compiler, fall back to eager with a one-line note
+  onnx      onnxruntime on the CPU, ONNX bytes (fp32 or INT8 QDQ)       OnnxEngine
+  openvino  OpenVINO on the CPU, ONNX bytes, compiled per input shape   OpenVinoEngine
+
+fp32 engines run in fp32 (OpenVINO is told not to drop to bf16), so their logits match PyTorch's
+within 1e-4.
+
+Usage::
+
+    engine = make_engine("torch", model=net)            # winograd on the CPU unless winograd=False
+    engine = make_engine("openvino", onnx=onnx_bytes)   # or "onnx"
+    logits = engine(images)                             # (N,3,H,W) float32 -> (N,C,H,W) float32
+"""
+from __future__ import annotations
+
+import functools
+import io
+import sys
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ..device import autocast, pick_device
+from ..errors import InputError
+from ..nets import SegNet
+
+BACKENDS = ("torch", "onnx", "openvino")
+
+
+class Engine(Protocol):
+    """What the Predictor calls."""
+
+    name: str
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchEngine:
+    """Eager PyTorch: fp32 on the CPU (channels-last), autocast on CUDA; logits come back fp32 on the CPU."""
+
+    name = "torch"
+
+    def __init__(self, model: SegNet, device: str | torch.device = "auto") -> None:
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, enabled=self.device.type == "cuda"):
+            logits = self.model(images.to(self.device, memory_format=self.memory_format))
+        return logits.float().cpu()
+
+
+class WinogradEngine:
+    """roadseg's Winograd network (`roadseg.accel`), built on the first call (so loading a model
+    compiles nothing); where it cannot run (a network it does not support, no compiler, a failed
+    self-check) it says so in one line and runs `TorchEngine` instead."""
+
+    def __init__(self, model: SegNet) -> None:
+        self.model = model.eval()
+        self.fallback = TorchEngine(model, torch.device("cpu"))
+        self.fast: Any = None
+        self._prepared = False
+
+    @property
+    def name(self) -> str:
+        return "winograd" if self.prepare().fast is not None else "torch"
+
+    def prepare(self) -> "WinogradEngine":
+        """Build the Winograd network now (compiling the kernels on first use on this machine)."""
+        if not self._prepared:
+            from ..accel.winograd import WinogradUNet, supports, unavailable_reason
+            self._prepared = True
+            if not supports(self.model):
+                note_once(f"roadseg: the Winograd CPU network does not support '{self.model.arch}'; "
+                          "running PyTorch's convolutions")
+            elif unavailable_reason():
+                note_once(f"roadseg: Winograd CPU kernels not used ({unavailable_reason()}); "
+                          "running PyTorch's convolutions")
+            else:
+                self.fast = WinogradUNet(self.model)
+        return self
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        fast = self.prepare().fast
+        return fast(images) if fast is not None else self.fallback(images)
+
+
+def onnx_session(data: bytes) -> Any:
+    """An onnxruntime CPU session for ONNX bytes."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise InputError(None, "the onnx backend needs onnxruntime", "pip install 'roadseg[onnx]'") from None
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+class OnnxEngine:
+    """onnxruntime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, data: bytes) -> None:
+        self.session = onnx_session(data)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(images.numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {"images": x})[0])
+
+
+class OpenVinoEngine:
+    """OpenVINO on the CPU, compiled once per input shape (static shapes run fastest; compiling the
+    notebook network takes well under a second)."""
+
+    name = "openvino"
+
+    def __init__(self, data: bytes) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise InputError(None, "the openvino backend needs OpenVINO", "pip install 'roadseg[openvino]'") from None
+        self._ov, self._core = ov, ov.Core()
+        self._model = self._core.read_model(io.BytesIO(data))
+        self._compiled: dict[tuple[int, ...], Any] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        shape = tuple(images.shape)
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            model = self._model.clone()
+            model.reshape({model.inputs[0]: self._ov.PartialShape(list(shape))})
+            compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                               "INFERENCE_PRECISION_HINT": "f32"})
+            self._compiled[shape] = compiled
+        return torch.from_numpy(np.array(compiled(np.ascontiguousarray(images.numpy(), dtype=np.float32))[0]))
+
+
+def make_engine(backend: str, model: SegNet | None = None, onnx: bytes | None = None, device: str = "auto",
+                winograd: bool = True) -> Engine:
+    """The engine for `backend`: 'torch' runs `model` (as the Winograd network on the CPU when
+    `winograd`), 'onnx' and 'openvino' run `onnx` bytes."""
+    if backend == "torch":
+        if model is None:
+            raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
+                             "use --backend onnx or --backend openvino")
+        dev = pick_device(device)
+        return WinogradEngine(model) if winograd and dev.type == "cpu" else TorchEngine(model, dev)
+    if backend in ("onnx", "openvino"):
+        if onnx is None:
+            raise ValueError("the onnx and openvino engines need ONNX bytes")
+        return OnnxEngine(onnx) if backend == "onnx" else OpenVinoEngine(onnx)
+    raise InputError(None, f"unknown backend '{backend}'", f"use one of {', '.join(BACKENDS)}")
+
+
+@functools.cache
+def note_once(message: str) -> None:
+    """Print a note on stderr, once per process."""
+    print(message, file=sys.stderr)

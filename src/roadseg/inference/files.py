@@ -1,0 +1,72 @@
+"""Predicting files: image paths, folders and globs (and videos) in, id masks, colour masks and
+overlays out, every input decoded and checked before anything is written.
+
+Usage: ``predict_files(predictor, ["frames/", "one.jpg"], "out/", with_overlay=True)``
+"""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Sequence
+
+from ..data.imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
+from ..errors import InputError
+from .predictor import Predictor
+from .render import colorize, overlay
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files, folders (their images) and glob patterns -> a sorted list of image paths."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+            if not found:
+                raise InputError(p, "folder holds no PNG or JPEG images", "point at a folder of frames")
+            paths += found
+        elif p.exists():
+            paths.append(p)
+        elif any(c in item for c in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            if not matched:
+                raise InputError(item, "pattern matches no files", "check the pattern")
+            paths += matched
+        else:
+            raise InputError(p, "file not found", "check the path")
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems and stems[p.stem] != p:
+            raise InputError(p, f"has the same name as {stems[p.stem]}; outputs would collide",
+                             "predict them into separate --out folders")
+        stems[p.stem] = p
+    return list(dict.fromkeys(paths))
+
+
+def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
+                  with_overlay: bool = False) -> list[Path]:
+    """Write <stem>.png (ids), <stem>_color.png and optionally <stem>_overlay.png for every input.
+
+    All inputs are decoded and checked before anything is written."""
+    from .video import VIDEO_SUFFIXES, predict_video  # imageio-ffmpeg is optional
+    paths = expand_inputs(inputs)
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p in paths if p not in videos]
+    for p in images:
+        read_image(p)  # validate every input first: a bad file stops the run before any output
+    out = Path(out)
+    written = []
+    for p in videos:
+        target = out / f"{p.stem}_overlay.mp4"
+        stats = predict_video(predictor, p, target)
+        print(f"{p}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {target}", flush=True)
+        written.append(target)
+    for p in images:
+        image = read_image(p)
+        ids = predictor.predict(image)
+        colors = colorize(ids, predictor.table)
+        written.append(atomic_save_png(ids, out / f"{p.stem}.png"))
+        written.append(atomic_save_png(colors, out / f"{p.stem}_color.png"))
+        if with_overlay:
+            written.append(atomic_save_png(overlay(image, colors), out / f"{p.stem}_overlay.png"))
+    return written

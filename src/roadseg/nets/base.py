@@ -1,0 +1,55 @@
+"""What every network roadseg trains is: a `SegNet` (an nn.Module from (N,C,H,W) images in [0,1] to
+(N,classes,H,W) logits at the input's size) that records its constructor settings and says which
+input sizes it takes. The size rule lives here, once, for networks, datasets and inference files.
+
+Usage::
+
+    check_size((96, 128), 16)          # InputError unless both are multiples of 16
+    net.check_size(96, 128)            # the same, with the network's own size_multiple
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..errors import InputError
+
+
+def check_size(size: tuple[int, int] | list[int], multiple: int = 16) -> None:
+    """Refuse an input size whose height or width is not a multiple of `multiple`."""
+    h, w = int(size[0]), int(size[1])
+    if h % multiple or w % multiple:
+        example = f"{max(multiple, h // multiple * multiple)}x{max(multiple, w // multiple * multiple)}"
+        raise InputError(None, f"size {h}x{w} is not divisible by {multiple}",
+                         f"choose height and width that are multiples of {multiple}, e.g. {example}")
+
+
+class SegNet(nn.Module):
+    """Base of every registered network. Subclasses set `self.settings` (the keyword arguments that
+    rebuild them, JSON-able, including `in_channels` and `num_classes`) and `size_multiple`."""
+
+    arch: str = ""                      # the registry name, set by `register`
+    settings: dict[str, Any]
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        raise NotImplementedError
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.settings["in_channels"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.settings["num_classes"])
+
+    def check_size(self, h: int, w: int) -> None:
+        """Raise InputError unless an h x w input fits the network."""
+        check_size((h, w), self.size_multiple)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

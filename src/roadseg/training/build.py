@@ -1,0 +1,137 @@
+"""Building a training run from its settings: the data (decoded, split, checked), the network from
+the registry, and the parts around it (DDP wrapper, optimizer, schedule, loss, augmenter, scaler).
+Everything here checks settings and reads files; nothing is written.
+
+Usage::
+
+    data = prepare_data(cfg)
+    parts = build_parts(cfg, data, world)      # parts.model, parts.net, parts.optimizer, ...
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from .. import nets
+from ..classes import ClassTable, class_table, resolve_ignore
+from ..config import TrainConfig, parse_size
+from ..data import Layout, SampleCache, check_ids, discover, split_pairs
+from ..data.augment import Augmenter
+from ..data.class_weights import class_weights
+from ..device import amp_dtype
+from ..errors import InputError
+from .distributed import World, is_main_process
+from .losses import make_loss
+from .optim import make_optimizer, make_scheduler
+
+# Config keys that are network settings; a network takes those its constructor accepts.
+NETWORK_KEYS = ("base_filters", "depth", "dropout", "batch_norm")
+
+
+@dataclass
+class PreparedData:
+    """Decoded, validated train and val samples with the class table they use."""
+
+    layout: Layout
+    table: ClassTable
+    size: tuple[int, int]
+    train: SampleCache
+    val: SampleCache
+
+
+def network_settings(cfg: TrainConfig, num_classes: int, in_channels: int = 3) -> dict[str, Any]:
+    """The settings for `cfg.arch`: the network keys it accepts; a key changed from its default that
+    the network does not take is an error naming it."""
+    accepted = nets.accepted_settings(cfg.arch)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    settings: dict[str, Any] = {"in_channels": in_channels, "num_classes": num_classes}
+    for key in NETWORK_KEYS:
+        value = getattr(cfg, key)
+        if key in accepted:
+            settings[key] = value
+        elif value != defaults[key]:
+            raise InputError(None, f"network '{cfg.arch}' has no setting {key}",
+                             f"its settings are {', '.join(accepted)}; leave --{key.replace('_', '-')} out")
+    return settings
+
+
+def size_multiple(cfg: TrainConfig) -> int:
+    """The input-size multiple of the network `cfg` describes (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return nets.create(cfg.arch, **network_settings(cfg, 2)).size_multiple
+
+
+def prepare_data(cfg: TrainConfig) -> PreparedData:
+    """Discover, split, decode and validate the dataset; nothing is written."""
+    size = parse_size(cfg.size)
+    nets.check_size(size, size_multiple(cfg))
+    layout = discover(cfg.data, cfg.format)
+    train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
+    ignore = resolve_ignore(cfg.ignore_index, layout.format)
+    progress = cfg.progress and is_main_process()
+    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress)
+    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress)
+    num_classes = cfg.num_classes
+    if num_classes is None and layout.format == "generic":
+        num_classes = max(train.max_id(ignore), val.max_id(ignore) if len(val) else 0) + 1
+    table = class_table(layout.format, num_classes, ignore)
+    for cache in (train, val):
+        for i, pair in enumerate(cache.pairs):
+            check_ids(cache.masks[i].numpy(), pair.mask, table.num_classes, ignore)
+    return PreparedData(layout, table, size, train, val)
+
+
+@dataclass
+class Parts:
+    """The network and everything that trains it."""
+
+    model: nets.SegNet                 # the network itself (its state_dict is what checkpoints hold)
+    net: torch.nn.Module               # what the loop calls: the model, or DDP / torch.compile around it
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: Any
+    class_weights: torch.Tensor | None
+    augmenter: Augmenter | None
+    scaler: torch.amp.GradScaler
+    memory_format: torch.memory_format
+
+
+def build_parts(cfg: TrainConfig, data: PreparedData, world: World) -> Parts:
+    """The network (seeded from cfg.seed) and its optimizer, schedule, loss, augmenter and scaler."""
+    device = world.device
+    torch.manual_seed(cfg.seed)
+    model = nets.create(cfg.arch, **network_settings(cfg, data.table.num_classes))
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    # fp32 steps on the CPU run the wide 3x3 convs as Winograd (bf16 autocast steps do not)
+    if cfg.winograd and device.type == "cpu" and not cfg.compile:
+        from ..accel.training import use_for_training
+        use_for_training(model)
+    net: torch.nn.Module = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        if cfg.sync_bn and cfg.batch_norm and device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    batch = world.local_batch(cfg.batch_size)
+    steps = math.ceil(math.ceil(len(data.train) / world.size) / batch)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
+    table = data.table
+    weights = class_weights(cfg.class_weights, data.train.masks, table.num_classes, table.ignore_index)
+    augmenter = None
+    if cfg.augment or cfg.crop:
+        crop = parse_size(cfg.crop) if cfg.crop else None
+        if crop is not None:
+            nets.check_size(crop, model.size_multiple)
+        augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
+                              cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
+                              fill_mask=table.ignore_index if table.ignore_index is not None else 0)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
+    return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
+                 augmenter, scaler, memory_format)

@@ -1,0 +1,173 @@
+"""The training loop: `Trainer` runs epochs over cached samples (train, then val), checks the loss,
+saves last.pt/best.pt after every epoch on rank 0, and stops early or on a signal.
+
+Usage::
+
+    trainer = Trainer(cfg, prepare_data(cfg), Path("runs/x"))
+    trainer.fit()
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import save_checkpoint
+from ..config import TrainConfig
+from ..data import SampleCache
+from ..device import autocast
+from ..errors import RoadsegError
+from ..evaluation.metrics import ConfusionMatrix
+from .build import PreparedData, build_parts
+from .distributed import World
+from .outputs import RunLog
+from .signals import Interrupted, StopSignals
+from .state import run_checkpoint
+
+
+def epoch_order(n: int, seed: int, epoch: int, world: World) -> torch.Tensor:
+    """This rank's sample order for one epoch: a DistributedSampler shuffled by (seed, epoch) only, so
+    resume repeats it, and the ranks' batches together form the single-process global batch."""
+    from torch.utils.data import DistributedSampler
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True,
+                                 seed=seed * 1_000_003)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
+
+
+class Trainer:
+    """One run: the parts built from `cfg` (`self.parts`), the epoch, history and best score; `fit()`
+    trains to `cfg.epochs`."""
+
+    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, world: World | None = None) -> None:
+        self.cfg, self.data, self.out = cfg, data, out
+        self.world = world or World.from_env(cfg.device)
+        self.device = self.world.device
+        self.batch_size = self.world.local_batch(cfg.batch_size)
+        self.parts = build_parts(cfg, data, self.world)
+        self.compile_seconds: float | None = None
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_miou = -math.inf
+        self.signals = StopSignals()
+        self.log = RunLog(out, cfg.tensorboard and self.world.main, cfg.progress)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.parts.model
+
+    def _run_epoch(self, cache: SampleCache, train: bool) -> dict[str, float]:
+        """One pass over `cache`; returns loss, pixel accuracy and mean IoU summed over ranks."""
+        cfg, world, parts = self.cfg, self.world, self.parts
+        parts.net.train(train)
+        n = len(cache)
+        order = epoch_order(n, cfg.seed, self.epoch, world) if train else world.shard(torch.arange(n), pad=False)
+        transform = parts.augmenter if train else None
+        if transform is not None:
+            transform.reseed(cfg.seed + 7919 * world.rank, self.epoch)
+        cm = ConfusionMatrix(self.data.table.num_classes, self.data.table.ignore_index)
+        total_loss, total_count = 0.0, 0
+        bar = None
+        if cfg.progress and world.main:
+            from tqdm import tqdm
+            desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
+            bar = tqdm(total=len(order), desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
+        for step, start in enumerate(range(0, len(order), self.batch_size)):
+            t_step = time.perf_counter()
+            images, masks = cache.batch(order[start:start + self.batch_size], transform)
+            images = images.to(self.device, memory_format=parts.memory_format, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
+                logits = parts.net(images)
+                loss = parts.loss_fn(logits, masks)
+            if not torch.isfinite(loss):
+                raise RoadsegError(
+                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}; "
+                    f"last good checkpoint kept in {self.out}; likely causes: learning rate too high "
+                    f"(--lr {cfg.lr}) or bad labels (run `roadseg check`)")
+            if train:
+                parts.optimizer.zero_grad(set_to_none=True)
+                parts.scaler.scale(loss).backward()
+                parts.scaler.step(parts.optimizer)
+                parts.scaler.update()
+                parts.scheduler.step()
+            if cfg.compile and train and self.compile_seconds is None:
+                self.compile_seconds = time.perf_counter() - t_step
+                if world.main and cfg.progress:
+                    print(f"torch.compile: first step took {self.compile_seconds:.1f}s (compiling included)", flush=True)
+            if self.signals.received is not None:
+                self._interrupted(step)
+            total_loss += loss.item() * len(images)
+            total_count += len(images)
+            cm.update(logits.detach().argmax(1), masks)
+            if bar is not None:
+                bar.update(len(images))
+                bar.set_postfix(loss=f"{total_loss / total_count:.4f}")
+        if bar is not None:
+            bar.close()
+        totals = world.sum(torch.tensor([total_loss, float(total_count)], dtype=torch.float64))
+        total_loss, total_count = float(totals[0]), int(totals[1])
+        cm.matrix = world.sum(cm.matrix)  # summed over ranks, never averaged
+        scores = cm.compute()
+        return {"loss": total_loss / max(total_count, 1), "pixel_accuracy": scores["pixel_accuracy"],
+                "mean_iou": scores["mean_iou"]}
+
+    def _interrupted(self, step: int) -> None:
+        """Abandon the current epoch: last.pt already holds the last complete one."""
+        signum = self.signals.received or signal.SIGINT
+        name = signal.Signals(signum).name
+        raise Interrupted(signum, f"{name} received at epoch {self.epoch + 1}, step {step + 1}; that epoch was "
+                          f"abandoned and {self.out / 'last.pt'} holds epoch {self.epoch}; continue with: "
+                          f"roadseg train --resume {self.out}")
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Train to cfg.epochs (or an early stop); SIGINT/SIGTERM end it cleanly after the current step."""
+        with self.signals:
+            return self._fit()
+
+    def _fit(self) -> list[dict[str, Any]]:
+        cfg, main = self.cfg, self.world.main
+        if main and not (self.out / "last.pt").exists():
+            save_checkpoint(run_checkpoint(self), self.out / "last.pt")  # epoch 0: resumable from the first step
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            train_scores = self._run_epoch(self.data.train, train=True)
+            with torch.no_grad():
+                val_scores = self._run_epoch(self.data.val, train=False) if len(self.data.val) else {}
+            self.epoch += 1
+            row: dict[str, Any] = {"epoch": self.epoch, "lr": self.parts.optimizer.param_groups[0]["lr"]}
+            row.update({f"train_{k}": v for k, v in train_scores.items()})
+            row.update({f"val_{k}": v for k, v in val_scores.items()})
+            row["seconds"] = round(time.perf_counter() - t0, 2)
+            self.history.append(row)
+            score = val_scores.get("mean_iou", train_scores["mean_iou"])
+            improved = score > self.best_miou
+            if improved:
+                self.best_miou = score
+            if main:
+                save_checkpoint(run_checkpoint(self), self.out / "last.pt")
+                if improved:
+                    save_checkpoint(run_checkpoint(self, with_optimizer=False), self.out / "best.pt")
+                self.log.epoch(self.history)
+            if self.should_stop():
+                if main:
+                    print(f"early stop: val mIoU has not improved for {cfg.patience} epochs", flush=True)
+                break
+        return self.history
+
+    def should_stop(self) -> bool:
+        """Early stopping: `patience` epochs since the best val mean IoU (derived from the history)."""
+        if self.cfg.patience <= 0 or not self.history:
+            return False
+        key = "val_mean_iou" if self.history[0].get("val_mean_iou") is not None else "train_mean_iou"
+        scores = [row[key] for row in self.history]
+        best_epoch = max(range(len(scores)), key=lambda i: scores[i])
+        return len(scores) - 1 - best_epoch >= self.cfg.patience
+
+    def close(self) -> None:
+        self.log.close()
+        self.world.close()

@@ -1,0 +1,93 @@
+"""Export: slim half-precision checkpoints and ONNX that matches PyTorch within 1e-4."""
+import numpy as np
+import pytest
+import onnxruntime as ort
+import torch
+from PIL import Image
+
+from roadseg.checkpoint import build_model, load_checkpoint
+from roadseg.cli import main
+from roadseg.inference.predictor import Predictor
+
+
+def test_half_pt_is_smaller_and_predicts_the_same(trained, tmp_path, capsys):
+    out = tmp_path / "slim.pt"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--half", out.as_posix(),
+                 "--card", "license=research use"]) == 0
+    slim = load_checkpoint(out)
+    assert "optimizer" not in slim and slim["card"]["license"] == "research use"
+    assert all(v.dtype == torch.float16 for v in slim["model"]["state_dict"].values() if v.is_floating_point())
+    assert out.stat().st_size < (trained / "best.pt").stat().st_size
+    frame = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    a = Predictor.from_checkpoint(trained / "best.pt").predict(frame)
+    b = Predictor.from_checkpoint(out).predict(frame)
+    assert (a == b).mean() > 0.99
+    assert main(["info", str(out)]) == 0 and "research use" in capsys.readouterr().out
+
+
+def test_onnx_matches_torch_with_dynamic_shapes(trained, tmp_path):
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    model = build_model(load_checkpoint(trained / "best.pt"))
+    for shape in [(1, 3, 32, 48), (3, 3, 64, 32)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"images": x.numpy()})[0]
+        assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
+
+
+def test_predict_with_onnx_backend(trained, carla_dir, tmp_path):
+    frame = str(carla_dir / "CameraRGB" / "000004.png")
+    assert main(["predict", "--model", str(trained / "best.pt"), "--out", str(tmp_path / "t"), frame]) == 0
+    assert main(["predict", "--model", str(trained / "best.pt"), "--backend", "onnx", "--out", str(tmp_path / "o"),
+                 frame]) == 0
+    a = np.asarray(Image.open(tmp_path / "t" / "000004.png"))
+    b = np.asarray(Image.open(tmp_path / "o" / "000004.png"))
+    assert (a == b).mean() > 0.999
+
+
+def test_onnx_files_carry_metadata_and_int8_stays_close(trained, carla_dir, tmp_path, capsys):
+    from roadseg.evaluation.evaluate import evaluate
+
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(fp32)]) == 0
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", "--calibration",
+                 str(carla_dir), "--calibration-frames", "8", str(int8)]) == 0
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    ref = evaluate(trained / "best.pt", carla_dir, split="all")
+    a = evaluate(fp32, carla_dir, split="all")
+    b = evaluate(int8, carla_dir, split="all")
+    assert a["num_images"] == b["num_images"] == 12
+    assert abs(a["pixel_accuracy"] - ref["pixel_accuracy"]) < 1e-3
+    assert abs(b["pixel_accuracy"] - ref["pixel_accuracy"]) < 0.05
+    assert main(["predict", "--model", str(int8), "--out", str(tmp_path / "p"),
+                 str(carla_dir / "CameraRGB" / "000001.png")]) == 0
+    assert Image.open(tmp_path / "p" / "000001.png").size == (160, 120)
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", str(int8)]) == 2
+    assert "--calibration" in capsys.readouterr().err
+
+
+def test_openvino_backend_matches_torch_and_runs_int8(trained, carla_dir, tmp_path):
+    pytest.importorskip("openvino")
+    from roadseg.data import SampleCache, discover, split_pairs
+    from roadseg.evaluation.evaluate import evaluate
+
+    ckpt = trained / "best.pt"
+    torch_p, ov_p = Predictor.from_checkpoint(ckpt), Predictor.from_checkpoint(ckpt, backend="openvino")
+    frames = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0][:5], torch_p.size).images.numpy()
+    for batch in (frames[:1], frames):  # each batch shape compiles once
+        expected, got = torch_p.logits(batch), ov_p.logits(batch)
+        assert got.shape == expected.shape and (got - expected).abs().max() <= 1e-4
+    int8 = tmp_path / "m8.onnx"
+    assert main(["export", "--model", str(ckpt), "--format", "onnx-int8", "--calibration", str(carla_dir),
+                 "--calibration-frames", "8", str(int8)]) == 0
+    ref = evaluate(ckpt, carla_dir, split="all")
+    q = evaluate(int8, carla_dir, split="all", backend="openvino")
+    assert q["num_images"] == 12 and abs(q["pixel_accuracy"] - ref["pixel_accuracy"]) < 0.05
+    frame = str(carla_dir / "CameraRGB" / "000004.png")
+    assert main(["predict", "--model", str(ckpt), "--backend", "openvino", "--out", str(tmp_path / "o"), frame]) == 0
+    assert Image.open(tmp_path / "o" / "000004.png").size == (160, 120)

@@ -1,0 +1,136 @@
+"""The checks every registered network passes, the way segmentation_models_pytorch runs one test class
+over all its models: output size, size errors, settings round trip, checkpoint round trip, ONNX parity,
+the Winograd engine (or its fallback) and one epoch of training through the trainer.
+
+`TinyNet` below is registered only here: it goes through every check with no test code of its own,
+as any network added to roadseg.nets does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from roadseg import nets
+from roadseg.checkpoint import build_model, input_description, load_checkpoint, make_checkpoint, save_checkpoint
+from roadseg.classes import generic_table
+from roadseg.config import TrainConfig
+from roadseg.errors import InputError
+from roadseg.inference.engines import OnnxEngine, TorchEngine, WinogradEngine
+from roadseg.inference.export import onnx_bytes
+from roadseg.training import train
+
+NUM_CLASSES = 5
+
+
+@nets.register("tiny-test")
+class TinyNet(nets.SegNet):
+    """A two-layer encoder-decoder with a skip: a network the Winograd engine does not support."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 23, width: int = 8) -> None:
+        super().__init__()
+        self.settings = dict(in_channels=in_channels, num_classes=num_classes, width=width)
+        self.down = nn.Conv2d(in_channels, width, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(width, width, 2, stride=2)
+        self.head = nn.Conv2d(width + in_channels, num_classes, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_size(*x.shape[-2:])
+        return self.head(torch.cat([self.up(F.relu(self.down(x))), x], 1))
+
+
+def make(name: str) -> nets.SegNet:
+    torch.manual_seed(0)
+    return nets.create(name, num_classes=NUM_CLASSES).eval()
+
+
+def sample(net: nets.SegNet, n: int = 2, rows: int = 2, cols: int = 3) -> torch.Tensor:
+    m = net.size_multiple
+    return torch.rand(n, net.in_channels, rows * m, cols * m, generator=torch.Generator().manual_seed(1))
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.shape == b.shape
+    assert (a - b).abs().max().item() <= 1e-4 * max(1.0, b.abs().max().item())
+
+
+@pytest.fixture(params=nets.names())
+def name(request) -> str:
+    return request.param
+
+
+def test_the_tiny_network_is_registered_beside_unet():
+    assert {"unet", "tiny-test"} <= set(nets.names())
+
+
+def test_output_size_equals_input_size(name):
+    net = make(name)
+    for rows, cols in ((1, 1), (2, 3), (3, 2)):
+        x = sample(net, rows=rows, cols=cols)
+        with torch.no_grad():
+            out = net(x)
+        assert out.shape == (2, NUM_CLASSES, *x.shape[-2:]) and torch.isfinite(out).all()
+
+
+def test_sizes_not_a_multiple_are_one_clear_error(name):
+    net = make(name)
+    m = net.size_multiple
+    if m == 1:
+        pytest.skip("every size fits")
+    with pytest.raises(InputError, match=f"not divisible by {m}"):
+        net(torch.rand(1, net.in_channels, m + 1, m))
+
+
+def test_settings_rebuild_the_same_network(name):
+    net = make(name)
+    again = nets.create(name, **net.settings)
+    assert type(again) is type(net) and again.arch == name
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+
+
+def test_checkpoint_round_trip_gives_the_same_logits(name, tmp_path):
+    net = make(name)
+    ckpt = make_checkpoint(net, generic_table(NUM_CLASSES),
+                           input_description((2 * net.size_multiple, 3 * net.size_multiple), "bilinear",
+                                             net.size_multiple))
+    save_checkpoint(ckpt, tmp_path / "m.pt")
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded["model"]["arch"] == name and loaded["input"]["size_multiple"] == net.size_multiple
+    x = sample(net)
+    with torch.no_grad():
+        assert torch.equal(build_model(loaded)(x), net(x))
+
+
+def test_onnx_export_matches_pytorch(name):
+    net = make(name)
+    ckpt = make_checkpoint(net, generic_table(NUM_CLASSES), input_description(sample(net).shape[-2:], "bilinear",
+                                                                               net.size_multiple))
+    x = sample(net, rows=3, cols=2)  # another size than the traced one: dynamic axes
+    with torch.no_grad():
+        close(OnnxEngine(onnx_bytes(ckpt))(x), net(x))
+
+
+def test_winograd_engine_matches_eager_or_falls_back(name):
+    from roadseg.accel.winograd import supports, unavailable_reason
+    net = make(name)
+    x = sample(net)
+    engine = WinogradEngine(net)
+    expected = TorchEngine(net, torch.device("cpu"))(x)
+    close(engine(x), expected)
+    assert engine.name == ("winograd" if supports(net) and not unavailable_reason() else "torch")
+
+
+def test_trains_through_the_trainer(name, carla_dir, tmp_path):
+    m = make(name).size_multiple
+    cfg = TrainConfig(data=str(carla_dir), out=str(tmp_path / "run"), arch=name, epochs=1, batch_size=4,
+                      size=f"{2 * m}x{3 * m}", progress=False)
+    run = train(cfg)
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["model"]["arch"] == name and ckpt["training"]["config"]["arch"] == name
+    assert np.isfinite(ckpt["training"]["history"][0]["train_loss"])

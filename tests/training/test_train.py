@@ -1,0 +1,192 @@
+"""Training writes its run folder, resumes exactly, and never overwrites a run by accident."""
+import csv
+
+import pytest
+import torch
+import yaml
+
+from roadseg.checkpoint import load_checkpoint
+from roadseg.config import TrainConfig
+from roadseg.errors import InputError
+from roadseg.training import train
+
+from ..conftest import tiny_config
+
+
+def test_run_folder_contents(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"best.pt", "last.pt", "metrics.csv", "config.yaml", "curves.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    rows = list(csv.DictReader(open(trained / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for key in ("train_loss", "train_pixel_accuracy", "val_loss", "val_pixel_accuracy", "val_mean_iou"):
+        assert 0 <= float(rows[-1][key]) < 10
+    cfg = yaml.safe_load(open(trained / "config.yaml"))
+    assert cfg["epochs"] == 2 and cfg["base_filters"] == 4 and cfg["lr"] == 3e-3
+
+
+def test_training_reduces_loss(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=6))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_resume_equals_uninterrupted(tmp_path, carla_dir):
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=2))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=2), resume=True)
+    a = load_checkpoint(straight / "last.pt")["model"]["state_dict"]
+    b = load_checkpoint(resumed / "last.pt")["model"]["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert load_checkpoint(resumed / "last.pt")["training"]["epoch"] == 2
+    rows = list(csv.DictReader(open(resumed / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_existing_run_not_overwritten(tmp_path, carla_dir):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="already exists"):
+        train(tiny_config(carla_dir, out, epochs=1))
+    assert (out / "keep.txt").read_text() == "mine"
+    train(tiny_config(carla_dir, out, epochs=1), overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "last.pt").exists()
+
+
+def test_resume_without_checkpoint(tmp_path, carla_dir):
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(tiny_config(carla_dir, tmp_path / "none"), resume=True)
+
+
+def test_config_yaml_then_flags(tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 7\nlr: 0.01\nbatch_size: 4\n")
+    cfg = TrainConfig.resolve(tmp_path / "c.yaml", {"epochs": 3, "lr": None})
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.base_filters) == (3, 0.01, 4, 32)
+    (tmp_path / "bad.yaml").write_text("epochz: 7\n")
+    with pytest.raises(InputError, match="unknown setting"):
+        TrainConfig.resolve(tmp_path / "bad.yaml")
+
+
+RECIPE = dict(crop="32x32", augment=True, class_weights="median-frequency", optimizer="adamw",
+              weight_decay=1e-4, schedule="poly", warmup_epochs=1, loss="ce+dice", batch_norm=True)
+
+
+def test_recipe_resume_equals_uninterrupted(tmp_path, carla_dir):
+    """With augmentation, a schedule and batch norm, resume still reproduces the weights exactly."""
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=3, **RECIPE))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1, **RECIPE))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=3, **RECIPE), resume=True)
+    a = load_checkpoint(straight / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    for k in a["model"]["state_dict"]:
+        assert torch.equal(a["model"]["state_dict"][k], b["model"]["state_dict"][k]), k
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 3 * 3
+    cfg = yaml.safe_load(open(resumed / "config.yaml"))
+    assert cfg["crop"] == "32x32" and cfg["schedule"] == "poly" and cfg["aug_scale"] == [0.75, 1.5]
+
+
+def test_early_stopping(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=30, patience=1, lr=0.0))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) == 2  # lr 0: nothing improves after epoch 1
+
+
+def test_bad_crop_writes_nothing(tmp_path, carla_dir):
+    with pytest.raises(InputError, match="not divisible"):
+        train(tiny_config(carla_dir, tmp_path / "r", crop="30x30"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_sigterm_stops_cleanly_and_resumes(tmp_path, carla_dir):
+    import os
+    import signal
+    import threading
+
+    from roadseg.training.signals import Interrupted
+
+    out = tmp_path / "r"
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    with pytest.raises(Interrupted) as info:
+        train(tiny_config(carla_dir, out, epochs=1000))
+    timer.cancel()
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert f"roadseg train --resume {out}" in str(info.value)
+    done = load_checkpoint(out / "last.pt")["training"]["epoch"]
+    assert 0 <= done < 1000
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    train(tiny_config(carla_dir, out, epochs=done + 1), resume=True)
+    assert load_checkpoint(out / "last.pt")["training"]["epoch"] == done + 1
+
+
+def test_full_disk_keeps_previous_checkpoint(tmp_path, carla_dir, monkeypatch):
+    import errno
+
+    out = train(tiny_config(carla_dir, tmp_path / "r", epochs=1))
+    before = (out / "last.pt").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(InputError, match="last.pt: cannot be written \\(No space left on device\\)"):
+        train(tiny_config(carla_dir, out, epochs=2), resume=True)
+    assert (out / "last.pt").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_tensorboard_event_files(tmp_path, carla_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=2, tensorboard=True))
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "mean_iou/val", "pixel_accuracy/train", "lr"} <= tags
+    assert [e.step for e in acc.Scalars("loss/train")] == [1, 2]
+
+
+def test_compiled_training_runs(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, compile=True))
+    assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path, carla_dir, monkeypatch):
+    import roadseg.training.build as train_module
+    from roadseg.errors import RoadsegError
+
+    real = train_module.make_loss
+
+    def exploding(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def fn(logits, target):
+            calls["n"] += 1
+            value = loss(logits, target)
+            return value * float("nan") if calls["n"] == 5 else value
+        return fn
+
+    monkeypatch.setattr(train_module, "make_loss", exploding)
+    out = tmp_path / "r"
+    with pytest.raises(RoadsegError, match=r"loss became nan at epoch 2, step 2; last good checkpoint"):
+        train(tiny_config(carla_dir, out, epochs=3, val_fraction=0.0, batch_size=4))
+    assert load_checkpoint(out / "last.pt")["training"]["epoch"] == 1
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(tmp_path, carla_dir, amp):
+    from roadseg.device import cpu_has_native_bf16
+    from roadseg.training import Trainer, prepare_data
+
+    cfg = tiny_config(carla_dir, tmp_path / "r", amp=amp, device="cpu")
+    trainer = Trainer(cfg, prepare_data(cfg), tmp_path / "r")
+    seen = set()
+    trainer.model.classifier.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    scores = trainer._run_epoch(trainer.data.train, train=True)
+    assert seen == {torch.bfloat16 if amp and cpu_has_native_bf16() else torch.float32}
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
+    assert 0 < scores["loss"] < 10
