@@ -9,9 +9,9 @@ import roadseg
 
 ROOT = Path(roadseg.__file__).resolve().parent
 # A package may import only the ones after it in its entry (top-level foundations are always allowed).
-FOUNDATIONS = {"errors", "classes", "config", "device", "checkpoint", "nets", "data"}
+FOUNDATIONS = {"errors", "classes", "config", "device", "checkpoint", "safety", "nets", "data"}
 ALLOWED = {
-    "data": {"errors", "classes", "config"},
+    "data": {"errors", "classes", "config", "safety"},
     "nets": {"errors"},
     "accel": {"errors", "nets"},
     "inference": FOUNDATIONS | {"accel"},

@@ -102,10 +102,10 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt")) if WEIGHTS_DIR.is_dir() else []
 
 
-def resolve_model_path(name: str | Path) -> Path:
-    """A checkpoint file, a shipped model name (e.g. 'camvid'), or a run folder (its best.pt).
-
-    A shipped name is never hidden by a folder of the same name (a dataset called camvid/, say)."""
+def resolve_model_path(name: str | Path, quiet: bool = False) -> Path:
+    """A checkpoint file, a shipped model name (e.g. 'camvid'), or a run folder (its best.pt, said on
+    stderr unless `quiet`). A shipped name is never hidden by a folder of the same name (a dataset
+    called camvid/, say)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -114,7 +114,8 @@ def resolve_model_path(name: str | Path) -> Path:
     if path.is_dir():
         best = path / "best.pt"
         if best.is_file():
-            print(f"roadseg: {path} is a run folder; using {best}", file=sys.stderr)
+            if not quiet:
+                print(f"roadseg: {path} is a run folder; using {best}", file=sys.stderr)
             return best
         raise InputError(path, "is a folder without best.pt", "pass a checkpoint file or a run folder")
     available = shipped_names()

@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .data import discover, select_split
 from .data.synth import write_dataset
 from .errors import InputError
+from .safety import refuse_deleting_here
 from .evaluation.compare import compare_pairs
 from .evaluation.evaluate import evaluate, format_report, write_json
 from .inference.files import predict_files
@@ -22,23 +23,30 @@ from .training import train
 DEMO_MARKER = ".roadseg-demo"
 
 
-def _fresh_folder(out: Path) -> None:
-    """Empty `out` if it is an earlier demo's folder; refuse to touch any other non-empty folder."""
+def _fresh_folder(out: Path, overwrite: bool) -> None:
+    """Keep an existing non-empty `out` unless `overwrite` (as train does); even then, only an earlier
+    demo's folder is emptied, never any other folder or the working folder."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file, not a folder", "choose another --out")
     if out.exists() and any(out.iterdir()):
         if not (out / DEMO_MARKER).exists():
             raise InputError(out, "exists and is not a roadseg demo folder", "choose another --out")
+        if not overwrite:
+            raise InputError(out, "holds an earlier demo run (kept)",
+                             "pass --overwrite to replace it, or choose another folder with --out runs/demo2")
+        refuse_deleting_here(out)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).touch()
 
 
 def run_demo(out: str | Path = "runs/demo", frames: int = 300, epochs: int = 25, seed: int = 0,
-             batch_size: int = 8) -> dict:
+             batch_size: int = 8, overwrite: bool = False) -> dict:
     """Run the whole pipeline; returns the evaluation report of the held-out frames."""
     out = Path(out)
     if frames < 10:
         raise InputError(None, f"--frames {frames} is too few", "use at least 10")
-    _fresh_folder(out)
+    _fresh_folder(out, overwrite)
     t0 = time.perf_counter()
     data = out / "data"
     print(f"[1/4] synthesising {frames} CARLA-format frames (640x480) in {data}", flush=True)

@@ -24,6 +24,7 @@ from PIL import Image
 from ..classes import class_table, resolve_ignore
 from .layouts import Pair, discover
 from ..errors import InputError
+from ..safety import plan_files, refuse_overlap
 from .imageio import _open, atomic_save_png, mask_ids, read_image
 
 ENCODINGS = {"index": "single-channel index PNG", "rgb-id": "RGB(A) with the id in channel 0",
@@ -197,8 +198,11 @@ def load_palette(path: str | Path) -> dict[tuple[int, int, int], int]:
 
 
 def fix_palette(root: str | Path, palette_file: str | Path, out: str | Path, fmt: str = "auto",
-                unknown_id: int | None = None) -> list[Path]:
-    """Write an id mask into OUT/<mask folder>/<name>.png for every colour-palette mask of the dataset."""
+                unknown_id: int | None = None, overwrite: bool = False) -> list[Path]:
+    """Write an id mask into OUT/<mask folder>/<name>.png for every colour-palette mask of the dataset.
+    OUT may not be, contain or lie inside the dataset; existing outputs are replaced only with
+    `overwrite`. Every mask is converted before the first is written."""
+    refuse_overlap(out, {"dataset": root, "palette file": palette_file})
     palette = load_palette(palette_file)
     layout = discover(root, fmt, problems=[])
     lut = {(r << 16) | (g << 8) | b: i for (r, g, b), i in palette.items()}
@@ -218,4 +222,5 @@ def fix_palette(root: str | Path, palette_file: str | Path, out: str | Path, fmt
                 raise InputError(pair.mask, f"has colour {[c >> 16, (c >> 8) & 255, c & 255]} not in {palette_file}",
                                  "add it to the palette file")
             jobs.append((Path(out) / pair.mask.parent.name / pair.mask.name, ids.astype(np.uint8)))
+    plan_files([dst for dst, _ in jobs], overwrite=overwrite)
     return [atomic_save_png(ids, dst) for dst, ids in jobs]

@@ -7,10 +7,13 @@ Usage: ``write_dataset("data", count=200, size=(480, 640), seed=0)``
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..safety import refuse_deleting_here
 from .imageio import atomic_save_png
 from .scenes import render_scene
 
@@ -26,9 +29,23 @@ def carla_mask(ids: np.ndarray) -> np.ndarray:
 
 
 def write_dataset(out: str | Path, count: int, size: tuple[int, int] = (480, 640), seed: int = 0,
-                  progress: bool = False) -> Path:
-    """Write `count` frames in CARLA layout under `out`; frame i depends only on (seed, i)."""
+                  progress: bool = False, overwrite: bool = False) -> Path:
+    """Write `count` frames in CARLA layout under `out`; frame i depends only on (seed, i). Existing
+    frames in OUT/CameraRGB or OUT/CameraMask are refused, or with `overwrite` removed first (so no
+    frames of another size or count stay behind)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file, not a folder", "choose another output folder")
+    folders = [out / "CameraRGB", out / "CameraMask"]
+    existing = [f for d in folders if d.is_dir() for f in d.iterdir()]
+    if existing:
+        if not overwrite:
+            raise InputError(out, f"already holds a dataset ({len(existing)} files in CameraRGB/ and CameraMask/)",
+                             "pass --overwrite to replace its frames, or choose another output folder")
+        for d in folders:
+            refuse_deleting_here(d, "output")
+            if d.is_dir():
+                shutil.rmtree(d)
     items = range(count)
     if progress:
         from tqdm import tqdm

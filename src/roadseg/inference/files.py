@@ -11,6 +11,7 @@ from typing import Sequence
 
 from ..data.imageio import IMAGE_SUFFIXES, atomic_save_png, read_image
 from ..errors import InputError
+from ..safety import plan_files, relation
 from .predictor import Predictor
 from .render import colorize, overlay
 
@@ -34,27 +35,51 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
             paths += matched
         else:
             raise InputError(p, "file not found", "check the path")
-    stems: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in stems and stems[p.stem] != p:
-            raise InputError(p, f"has the same name as {stems[p.stem]}; outputs would collide",
-                             "predict them into separate --out folders")
-        stems[p.stem] = p
     return list(dict.fromkeys(paths))
 
 
+def output_files(paths: Sequence[Path], out: Path, with_overlay: bool = False) -> list[tuple[Path, Path]]:
+    """Every (file, input it comes from) that predict_files writes: videos one overlay .mp4; images
+    their ids, colours and optionally the overlay."""
+    from .video import VIDEO_SUFFIXES
+    planned = []
+    for p in paths:
+        if p.suffix.lower() in VIDEO_SUFFIXES:
+            names = [f"{p.stem}_overlay.mp4"]
+        else:
+            names = [f"{p.stem}.png", f"{p.stem}_color.png"] + ([f"{p.stem}_overlay.png"] if with_overlay else [])
+        planned += [(out / name, p) for name in names]
+    return planned
+
+
+def plan_outputs(inputs: Sequence[str], paths: Sequence[Path], out: Path, with_overlay: bool,
+                 overwrite: bool) -> None:
+    """Refuse, before anything is written: an --out that is or lies inside an input folder, two
+    outputs under one name (x.png and x_color.png both make x_color.png), an output that is an input,
+    and an existing output without `overwrite`."""
+    for item in inputs:
+        how = relation(out, item) if Path(item).is_dir() else None
+        if how in ("is", "lies inside"):
+            raise InputError(out, f"{how} the input folder {item}",
+                             "choose an --out folder outside the inputs; roadseg never writes into its inputs")
+    planned = output_files(paths, out, with_overlay)
+    plan_files([t for t, _ in planned], paths, overwrite, [s for _, s in planned])
+
+
 def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
-                  with_overlay: bool = False) -> list[Path]:
+                  with_overlay: bool = False, overwrite: bool = False) -> list[Path]:
     """Write <stem>.png (ids), <stem>_color.png and optionally <stem>_overlay.png for every input.
 
-    All inputs are decoded and checked before anything is written."""
+    Every output name and every input is checked before anything is written (`plan_outputs`); existing
+    outputs are replaced only with `overwrite`."""
     from .video import VIDEO_SUFFIXES, predict_video  # imageio-ffmpeg is optional
+    out = Path(out)
     paths = expand_inputs(inputs)
+    plan_outputs(inputs, paths, out, with_overlay, overwrite)
     videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
     images = [p for p in paths if p not in videos]
     for p in images:
         read_image(p)  # validate every input first: a bad file stops the run before any output
-    out = Path(out)
     written = []
     for p in videos:
         target = out / f"{p.stem}_overlay.mp4"

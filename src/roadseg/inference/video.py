@@ -76,10 +76,9 @@ def predict_video(predictor, path: str | Path, out: str | Path, batch: int = 8, 
         if chunk:
             flush()
         writer.close()
+        if count == 0:  # raised before the rename: an existing output stays as it was
+            raise InputError(path, "holds no video frames", "check the file")
 
     atomic_write(out, write)
     seconds = time.perf_counter() - t0
-    if count == 0:
-        Path(out).unlink(missing_ok=True)
-        raise InputError(path, "holds no video frames", "check the file")
     return {"frames": count, "seconds": seconds, "fps": count / seconds, "video_fps": fps, "size": [h, w]}

@@ -53,6 +53,7 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best_miou = -math.inf
+        self.resumes: list[dict[str, Any]] = []  # settings changed by each --resume
         self.signals = StopSignals()
         self.log = RunLog(out, cfg.tensorboard and self.world.main, cfg.progress)
 
@@ -63,7 +64,10 @@ class Trainer:
     def _run_epoch(self, cache: SampleCache, train: bool) -> dict[str, float]:
         """One pass over `cache`; returns loss, pixel accuracy and mean IoU summed over ranks."""
         cfg, world, parts = self.cfg, self.world, self.parts
-        parts.net.train(train)
+        # validation runs the bare network: through DDP, a rank with no val frames of its own would leave
+        # the others waiting in its collective calls (its frames are summed over ranks below anyway)
+        net = parts.net if train or not world.distributed else parts.model
+        net.train(train)
         n = len(cache)
         order = epoch_order(n, cfg.seed, self.epoch, world) if train else world.shard(torch.arange(n), pad=False)
         transform = parts.augmenter if train else None
@@ -82,7 +86,7 @@ class Trainer:
             images = images.to(self.device, memory_format=parts.memory_format, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
             with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
-                logits = parts.net(images)
+                logits = net(images)
                 loss = parts.loss_fn(logits, masks)
             if not torch.isfinite(loss):
                 raise RoadsegError(

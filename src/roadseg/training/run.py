@@ -1,6 +1,7 @@
-"""`train()`: one training run from settings to run folder. Reads and checks everything first, then
-prepares the run folder (never replacing one without `overwrite`), writes config.yaml and trains;
-with `resume`, continues RUN/last.pt exactly.
+"""`train()`: one training run from settings to run folder. Reads and checks everything first (the
+dataset, every setting, that the run folder is none of the inputs and not in use), then prepares
+the run folder (never replacing one without `overwrite`), writes config.yaml and trains; with
+`resume`, continues RUN/last.pt exactly, refusing changed settings other than RESUMABLE.
 
 Usage::
 
@@ -10,50 +11,90 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..checkpoint import load_checkpoint
 from ..config import TrainConfig
 from ..errors import InputError
+from ..safety import LOCK_NAME, RunLock, is_empty, refuse_deleting_here, refuse_overlap, resolved
 from .build import prepare_data
 from .loop import Trainer
 from .state import restore
 
+# Settings a resumed run may change (each change is kept in the checkpoint's training.resumes);
+# any other change would make the continued run a different run, and is refused.
+RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "device")
 
-def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to overwrite an existing run unless asked to; create the folder."""
-    if resume:
-        if not (out / "last.pt").exists():
-            raise InputError(out / "last.pt", "not found, nothing to resume", "start a new run without --resume")
-        for stale in out.glob(".*.tmp"):  # left by a run killed while writing
-            stale.unlink()
-        return
-    if out.exists() and any(out.iterdir()):
+
+def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, list[Any]]:
+    """The settings `after` changes from the run's own `before`: {key: [old, new]}; a change outside
+    RESUMABLE is an InputError naming the setting."""
+    changes = {}
+    old, new = before.to_dict(), after.to_dict()
+    for key in TrainConfig.keys():
+        a, b = old[key], new[key]
+        if key in ("data", "out"):
+            a, b = (str(resolved(v)) if v else v for v in (a, b))
+        if a != b:
+            if key not in RESUMABLE:
+                raise InputError(None, f"--resume cannot change {key} (the run has {old[key]!r}, given {new[key]!r})",
+                                 f"leave {key} as it was; a resumed run may change only {', '.join(RESUMABLE)}")
+            changes[key] = [old[key], new[key]]
+    return changes
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to overwrite an existing run unless asked to; empty it (but for the lock) if asked."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file, not a run folder", "choose another --out")
+    if out.exists() and not is_empty(out):
         if not overwrite:
             raise InputError(out, "run folder already exists and is not empty",
                              "pass --overwrite to replace it, --resume to continue it, or choose another --out")
-        shutil.rmtree(out)
+        for child in out.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train the network `cfg` describes; returns the run folder. With `resume`, continue from RUN/last.pt."""
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+          inputs: Mapping[str, str | Path | None] | None = None) -> Path:
+    """Train the network `cfg` describes; returns the run folder. With `resume`, continue from
+    RUN/last.pt. `inputs` names further files the run reads (e.g. {'config': path}): the run folder
+    may not be, contain or lie inside any of them, nor the dataset."""
     out = Path(cfg.out)
-    ckpt = None
+    refuse_overlap(out, {"dataset": cfg.data, **(inputs or {})})
+    if overwrite and not resume:
+        refuse_deleting_here(out)
+    ckpt, changes = None, {}
     if resume:
-        prepare_run_dir(out, resume=True, overwrite=False)
+        if not (out / "last.pt").exists():
+            raise InputError(out / "last.pt", "not found, nothing to resume", "start a new run without --resume")
         ckpt = load_checkpoint(out / "last.pt")
+        before = TrainConfig.from_dict(ckpt["training"]["config"], str(out / "last.pt"))
+        changes = resume_changes(before, cfg)
     data = prepare_data(cfg)
     trainer = Trainer(cfg, data, out)  # checks every setting before anything is written
     main = trainer.world.main
+    lock = RunLock(out) if main else None
     try:
-        if not resume and main:
-            prepare_run_dir(out, resume=False, overwrite=overwrite)
+        if lock is not None:
+            lock.__enter__()
+            if resume:
+                for stale in out.glob(".*.tmp"):  # left by a run killed while writing; rank 0 alone cleans
+                    stale.unlink(missing_ok=True)
+            else:
+                prepare_run_dir(out, overwrite)
         trainer.world.barrier()
         if ckpt is not None:
             restore(trainer, ckpt)
+            if changes:
+                trainer.resumes.append({"epoch": trainer.epoch, "changed": changes})
         if main:
             cfg.save(out / "config.yaml")
         trainer.fit()
     finally:
         trainer.close()
+        if lock is not None:
+            lock.__exit__(None, None, None)
     return out
