@@ -1,6 +1,7 @@
 """The checks every registered network passes, the way segmentation_models_pytorch runs one test class
-over all its models: output size, size errors, settings round trip, checkpoint round trip, ONNX parity,
-the Winograd engine (or its fallback) and one epoch of training through the trainer.
+over all its models: output size, size errors, settings round trip, checkpoint round trip, ONNX and
+OpenVINO parity, INT8 export, the Winograd engine (or its fallback) and one epoch of training
+through the trainer.
 
 `TinyNet` below is registered only here: it goes through every check with no test code of its own,
 as any network added to roadseg.nets does.
@@ -114,6 +115,24 @@ def test_onnx_export_matches_pytorch(name):
     x = sample(net, rows=3, cols=2)  # another size than the traced one: dynamic axes
     with torch.no_grad():
         close(OnnxEngine(onnx_bytes(ckpt))(x), net(x))
+
+
+def test_openvino_fp32_matches_and_int8_runs(name):
+    pytest.importorskip("openvino")
+    from roadseg.inference.engines import OpenVinoEngine
+    from roadseg.inference.export import quantize_int8
+    from roadseg.inference.processing import Preprocess
+    net = make(name)
+    ckpt = make_checkpoint(net, generic_table(NUM_CLASSES), input_description(sample(net).shape[-2:], "bilinear",
+                                                                               net.size_multiple))
+    x = sample(net)
+    data = onnx_bytes(ckpt)
+    with torch.no_grad():
+        expected = net(x)
+    close(OpenVinoEngine(data)(x), expected)
+    frames = (x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    int8 = OpenVinoEngine(quantize_int8(data, frames, Preprocess(ckpt["input"])))(x)
+    assert int8.shape == expected.shape and torch.isfinite(int8).all()
 
 
 def test_winograd_engine_matches_eager_or_falls_back(name):
