@@ -30,8 +30,9 @@ from .errors import InputError
 
 FORMAT_VERSION = 2
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# What a resumable training checkpoint holds beyond the model: restored by the trainer.
-RUN_STATE = ("optimizer", "scheduler", "scaler", "rng")
+# What a resumable training checkpoint holds beyond the model: restored by the trainer (with --ema the
+# model entry holds the averaged weights and `training_weights` the ones the optimizer steps).
+RUN_STATE = ("optimizer", "scheduler", "scaler", "rng", "training_weights", "ema_steps")
 # The parts a user of a model needs (`slim` keeps these).
 MODEL_PARTS = ("model", "classes", "input", "data", "training", "card")
 _REQUIRED = (("model", "settings", dict), ("model", "state_dict", dict), ("classes", "names", list),

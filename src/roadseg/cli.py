@@ -13,10 +13,17 @@ from typing import Sequence
 from .errors import RoadsegError
 from .inference.engines import BACKENDS
 from .nets import names as network_names
+from .training.losses import LOSSES
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
 NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
                     "kernels (same logits within 1e-4, slower)")
+
+SIZE_HELP = ("network input HEIGHTxWIDTH (default: the checkpoint's), or 'native': each frame at its own size, "
+             "padded to the network's multiple and cropped back")
+TILE_HELP = ("sliding-window inference for frames much larger than the training size: windows of HxW "
+             "(multiples of the network's) at a third's overlap, at the frame's own resolution")
+TTA_HELP = "test-time augmentation: average the logits of each frame and its mirror image (twice the work)"
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -44,12 +51,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug-scale", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--aug-hflip", type=float, help="flip probability")
     p.add_argument("--aug-color", type=float, help="colour jitter strength")
-    p.add_argument("--loss", choices=["ce", "dice", "ce+dice"])
+    p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
+                   "or two joined with + (default ce)")
     p.add_argument("--class-weights", help="none, median-frequency or a JSON/YAML list")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["none", "poly", "cosine", "onecycle"])
     p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999) for validation and the saved model")
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better val mIoU")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA fp16/bf16; bf16 on CPUs with AVX512-BF16 or AMX); --no-amp for fp32")
@@ -89,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
     p.add_argument("--split", default="val", help="val, test, train or all")
-    p.add_argument("--size", help="network input size (default: the checkpoint's)")
+    p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="write the scores as JSON here")
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
@@ -112,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
     p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
-    p.add_argument("--size", help="network input size (default: the checkpoint's)")
+    p.add_argument("--size", help=SIZE_HELP)
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
     p.add_argument("--device", default="auto")
     _add_overwrite(p, "existing output files in --out")
 
@@ -142,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
     p.add_argument("out")
     _add_overwrite(p, "an existing output file")
+
+    p = sub.add_parser("models", help="list the models shipped with roadseg")
+    p.add_argument("--speed", action="store_true", help="measure INT8 frames/s here (OpenVINO, batch 1)")
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")

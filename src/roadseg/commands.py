@@ -59,7 +59,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, worst=a.worst if a.report else 0, backend=a.backend,
-                                    winograd=a.winograd)
+                                    winograd=a.winograd, tta=a.tta, tile=a.tile)
     print(format_report(report))
     if a.report:
         from .evaluation.report import write_report
@@ -82,8 +82,9 @@ def cmd_predict(a: argparse.Namespace) -> None:
     out = Path(a.out)
     if a.inputs:  # every output checked before the model is even loaded
         plan_outputs(a.inputs, expand_inputs(a.inputs), out, a.overlay, a.overwrite)
-    predictor = Predictor.from_checkpoint(a.model, a.device, parse_size(a.size) if a.size else None, a.backend,
-                                          a.winograd)
+    size = None if not a.size else "native" if a.size == "native" else parse_size(a.size)
+    predictor = Predictor.from_checkpoint(a.model, a.device, size, a.backend, a.winograd, a.tta,
+                                          parse_size(a.tile) if a.tile else None)
     if a.compare:
         refuse_overlap(out, {"dataset": a.compare})
         layout = discover(a.compare, a.format)
@@ -151,6 +152,11 @@ def cmd_info(a: argparse.Namespace) -> None:
     print(describe(a.model))
 
 
+def cmd_models(a: argparse.Namespace) -> None:
+    from .inference.zoo import models_table
+    print(models_table(measure=a.speed))
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
     _keep_freed_memory("auto")
@@ -176,4 +182,5 @@ def _keep_freed_memory(device: str | None) -> None:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "check": cmd_check, "export": cmd_export, "import-keras": cmd_import_keras, "info": cmd_info, "demo": cmd_demo}
+            "check": cmd_check, "export": cmd_export, "import-keras": cmd_import_keras, "info": cmd_info, "models": cmd_models,
+            "demo": cmd_demo}

@@ -44,7 +44,7 @@ class TrainConfig:
     aug_scale: list = field(default_factory=lambda: [0.75, 1.5])
     aug_hflip: float = 0.5
     aug_color: float = 0.2
-    loss: str = "ce"                    # ce, dice or ce+dice
+    loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
     class_weights: str = "none"         # none, median-frequency or a JSON/YAML file of weights
     optimizer: str = "adam"             # adam (the notebook), adamw or sgd
     weight_decay: float = 0.0
@@ -58,6 +58,8 @@ class TrainConfig:
     winograd: bool = True               # fp32 on the CPU: 3x3 convs with >= 64 channels as Winograd F(4x4,3x3)
     progress: bool = True
     sync_bn: bool = False               # SyncBatchNorm across GPUs under torchrun
+    ema: float = 0.0                    # decay of an exponential moving average of the weights (e.g. 0.999),
+                                        # used for validation and saved as the model; 0 = off
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)
 
     @classmethod

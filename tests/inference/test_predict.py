@@ -53,3 +53,43 @@ def test_load_api_accepts_common_arrays(trained):
     assert np.array_equal(p.predict(rgb / 255.0), expected)
     assert np.array_equal(p.predict(np.dstack([rgb, np.full((40, 60), 255, np.uint8)])), expected)
     assert p.predict(rgb[:, :, 0]).shape == (40, 60)
+
+
+def test_native_size_pads_to_the_multiple_and_crops_back(trained):
+    import torch
+    from roadseg.checkpoint import build_model, load_checkpoint
+    p = Predictor.from_checkpoint(trained / "best.pt", "cpu", size="native", winograd=False)
+    frame = np.random.default_rng(2).integers(0, 256, (41, 62, 3), dtype=np.uint8)
+    ids = p.predict(frame)
+    assert ids.shape == (41, 62)
+    padded = np.pad(frame, ((0, 3), (0, 2), (0, 0)), mode="edge")  # to multiples of 4
+    with torch.no_grad():
+        logits = build_model(load_checkpoint(trained / "best.pt"))(
+            torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255)
+    assert (logits.argmax(1)[0, :41, :62].numpy() == ids).mean() > 0.999
+
+
+def test_flip_tta_averages_the_mirrored_logits(trained):
+    plain = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False)
+    tta = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tta=True)
+    frames = np.random.default_rng(3).integers(0, 256, (2, *plain.size, 3), dtype=np.uint8)
+    expected = (plain.logits(frames) + plain.logits(frames[:, :, ::-1].copy()).flip(3)) / 2
+    assert np.allclose(tta.logits(frames).numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_tiles_cover_the_frame_and_one_tile_equals_native(trained):
+    native = Predictor.from_checkpoint(trained / "best.pt", "cpu", size="native", winograd=False)
+    frame = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    whole = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tile=(120, 160))
+    assert np.allclose(whole.frame_logits(frame).numpy(), native.frame_logits(frame).numpy(), atol=1e-5)
+    tiled = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tile=(32, 48))
+    assert tiled.predict(frame).shape == (120, 160) and tiled.predict(frame[:20, :30]).shape == (20, 30)
+
+
+def test_evaluate_and_predict_take_the_inference_options(trained, carla_dir, tmp_path, capsys):
+    for extra in (["--size", "native"], ["--tta"], ["--tile", "32x48"]):
+        assert main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(carla_dir), *extra]) == 0
+        assert "mean IoU" in capsys.readouterr().out
+    assert main(["predict", "--model", str(trained / "best.pt"), str(carla_dir / "CameraRGB" / "000001.png"),
+                 "--out", str(tmp_path), "--tta", "--size", "native"]) == 0
+    assert Image.open(tmp_path / "000001.png").size == (160, 120)

@@ -45,6 +45,20 @@ def test_resume_equals_uninterrupted(tmp_path, carla_dir):
     assert [r["epoch"] for r in rows] == ["1", "2"]
 
 
+def test_ema_validates_and_saves_the_average_and_resumes_exactly(tmp_path, carla_dir):
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=2, ema=0.9, batch_norm=True))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1, ema=0.9, batch_norm=True))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=2, ema=0.9, batch_norm=True), resume=True)
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
+    for key in ("model", "training_weights"):
+        x, y = (a[key]["state_dict"], b[key]["state_dict"]) if key == "model" else (a[key], b[key])
+        assert all(torch.equal(x[k], y[k]) for k in x), key
+    averaged, stepped = a["model"]["state_dict"], a["training_weights"]
+    assert not torch.equal(averaged["classifier.weight"], stepped["classifier.weight"])
+    assert a["ema_steps"] == b["ema_steps"] > 0
+    assert "training_weights" not in load_checkpoint(straight / "best.pt")
+
+
 def test_existing_run_not_overwritten(tmp_path, carla_dir):
     out = tmp_path / "r"
     out.mkdir()

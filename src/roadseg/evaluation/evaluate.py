@@ -21,6 +21,7 @@ from ..config import parse_size
 from ..data import Pair, SampleCache, check_ids, discover, load_pair, select_trained_split
 from ..data.imageio import atomic_write
 from ..inference.predictor import Predictor
+from ..inference.processing import to_ids
 from .metrics import ConfusionMatrix
 
 
@@ -38,16 +39,21 @@ class Frame:
 
 def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = False, batch_size: int = 16,
                    progress: bool = False) -> Iterator[Frame]:
-    """Predictions for every pair, at the model size or (full_res) at each mask's own size.
+    """Predictions for every pair, at the model size or (full_res, and always for a native-size
+    predictor) at each mask's own size.
 
     Every file is decoded and checked before the first prediction, so a bad file fails early."""
     table = predictor.table
-    if full_res:
-        samples = [load_pair(p, predictor.size, predictor.resize, mask_size=None) for p in pairs]
+    if full_res or predictor.native:
+        size = None if predictor.native else predictor.size
+        samples = [load_pair(p, size, predictor.resize, mask_size=None) for p in pairs]
         for pair, (_, mask) in zip(pairs, samples):
             check_ids(mask, pair.mask, table.num_classes, table.ignore_index)
         for pair, (image, mask) in zip(pairs, samples):
-            pred = predictor.ids(image[None], mask.shape)[0]
+            if predictor.native:
+                pred = to_ids(predictor.frame_logits(image))[0]
+            else:
+                pred = predictor.ids(image[None], mask.shape)[0]
             yield Frame(pair, image, mask, pred)
         return
     cache = SampleCache.load(pairs, predictor.size, table.num_classes, table.ignore_index, predictor.resize, progress)
@@ -61,19 +67,21 @@ def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = Fal
 def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False, backend: str = "torch",
-             winograd: bool = True) -> dict[str, Any]:
+             winograd: bool = True, tta: bool = False, tile: str | None = None) -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
     return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
-                           winograd=winograd)[0]
+                           winograd=winograd, tta=tta, tile=tile)[0]
 
 
 def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
                     size: str | None = None, full_res: bool = False, batch_size: int = 16,
                     device: str = "auto", progress: bool = False, worst: int = 0,
-                    backend: str = "torch", winograd: bool = True) -> tuple[dict[str, Any], list[Frame]]:
-    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `backend` and
-    `winograd` as for Predictor."""
-    predictor = Predictor.from_checkpoint(model, device, parse_size(size) if size else None, backend, winograd)
+                    backend: str = "torch", winograd: bool = True,
+                    tta: bool = False, tile: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
+    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `size` (HxW or
+    'native'), `backend`, `winograd`, `tta` and `tile` (HxW) as for Predictor."""
+    predictor = Predictor.from_checkpoint(model, device, _size(size), backend, winograd, tta,
+                                          parse_size(tile) if tile else None)
     table = predictor.table
     layout = discover(data, fmt)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
@@ -95,8 +103,10 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "data": str(layout.root),
         "format": layout.format,
         "split": split,
-        "size": list(predictor.size),
-        "full_res": full_res,
+        "size": "native" if predictor.native else list(predictor.size),
+        "tile": list(predictor.tile) if predictor.tile else None,
+        "full_res": full_res or predictor.native,
+        "tta": tta,
         "num_images": len(pairs),
         "pixel_accuracy": scores["pixel_accuracy"],
         "mean_iou": scores["mean_iou"],
@@ -115,6 +125,11 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     return report, kept
 
 
+def _size(size: str | None) -> tuple[int, int] | str | None:
+    """--size: HxW, 'native' or None (the checkpoint's)."""
+    return None if not size else "native" if size == "native" else parse_size(size)
+
+
 def _clean(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -126,8 +141,10 @@ def _shares(matrix: torch.Tensor) -> np.ndarray:
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of the scores."""
-    lines = [f"{report['num_images']} images, split {report['split']}, "
-             f"{'full resolution' if report['full_res'] else 'size ' + 'x'.join(map(str, report['size']))}",
+    where = ("native size" if report["size"] == "native" else "full resolution" if report["full_res"]
+             else "size " + "x".join(map(str, report["size"])))
+    lines = [f"{report['num_images']} images, split {report['split']}, {where}"
+             + (", flip TTA" if report.get("tta") else ""),
              f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}"]
     for name in report["class_names"]:
         iou, acc = report["per_class_iou"][name], report["per_class_accuracy"][name]

@@ -27,14 +27,24 @@ from .processing import Preprocess, as_rgb_uint8, to_ids
 
 
 class Predictor:
-    """An engine with the class table and input description of its model."""
+    """An engine with the class table and input description of its model. Frames are resized to the
+    model's input size, or with `native` run at their own size (padded to the network's multiple by
+    repeating the edge, then cropped back), or with `tile` (H, W) in overlapping windows of that size
+    at their own resolution, the logits averaged where windows overlap (for frames much larger than
+    the training size); `tta` averages the logits with those of the mirrored frame."""
 
     def __init__(self, engine: Engine, table: ClassTable, input: dict[str, Any],
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, native: bool = False, tta: bool = False,
+                 tile: tuple[int, int] | None = None) -> None:
         self.engine, self.table, self.input = engine, table, dict(input)
         self.preprocess = Preprocess(input)
         self.meta = meta or {}
-        check_size(self.size, int(input.get("size_multiple", 16)))
+        self.multiple = int(input.get("size_multiple", 16))
+        self.tta, self.tile = tta, tile
+        self.native = native or tile is not None
+        check_size(self.size, self.multiple)
+        if tile is not None:
+            check_size(tile, self.multiple)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -45,14 +55,19 @@ class Predictor:
         return self.preprocess.resize_mode
 
     @classmethod
-    def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | None = None,
-                        backend: str = "torch", winograd: bool = True) -> "Predictor":
+    def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | str | None = None,
+                        backend: str = "torch", winograd: bool = True, tta: bool = False,
+                        tile: tuple[int, int] | None = None) -> "Predictor":
         """Load a checkpoint path, run folder or shipped model name; `size` overrides the trained input
-        size; `backend` picks the engine ('torch': the Winograd network on the CPU unless `winograd` is
-        False; 'onnx' or 'openvino'). An exported .onnx file (fp32 or INT8) runs in onnxruntime, or
-        OpenVINO if asked, with its stored metadata."""
+        size ('native': each frame at its own size); `backend` picks the engine ('torch': the Winograd
+        network on the CPU unless `winograd` is False; 'onnx' or 'openvino'); `tta` adds the mirrored
+        frame; `tile` runs windows of that size over frames at their own size. An exported .onnx file
+        (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
+        native = size == "native"
+        size = None if native else size
         if str(name).endswith(".onnx"):
-            return cls.from_onnx(name, size, backend)
+            p = cls.from_onnx(name, size, backend)
+            return cls(p.engine, p.table, p.input, p.meta, native, tta, tile)
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
         description = {**ckpt["input"], "size": list(size or ckpt["input"]["size"]),
@@ -64,7 +79,7 @@ class Predictor:
             onnx = onnx_bytes(ckpt)
         engine = make_engine(backend, model=model, onnx=onnx, device=device if backend == "torch" else "cpu",
                              winograd=winograd)
-        return cls(engine, class_table_of(ckpt), description, ckpt)
+        return cls(engine, class_table_of(ckpt), description, ckpt, native, tta, tile)
 
     @classmethod
     def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None, backend: str = "onnx") -> "Predictor":
@@ -80,13 +95,57 @@ class Predictor:
         return cls(engine, ClassTable.from_dict(meta["classes"]), description, meta)
 
     @torch.no_grad()
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The engine's logits for a float NCHW batch, averaged with the mirrored batch's under `tta`."""
+        logits = self.engine(x)
+        if self.tta:
+            logits = (logits + self.engine(x.flip(3).contiguous()).flip(3)) / 2
+        return logits
+
+    @torch.no_grad()
     def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         """fp32 logits for uint8 NxHxWx3 frames already at the model size; upsampled (bilinear) to
         `out_size` if given."""
-        logits = self.engine(self.preprocess.tensor(images))
+        logits = self.run(self.preprocess.tensor(images))
         if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
             logits = F.interpolate(logits, size=tuple(out_size), mode="bilinear", align_corners=False)
         return logits
+
+    @torch.no_grad()
+    def frame_logits(self, image: np.ndarray) -> torch.Tensor:
+        """(1,C,H,W) logits at one uint8 HxWx3 frame's own size: resized to the model size and back,
+        or with `native` padded to the network's multiple and cropped back."""
+        h, w = image.shape[:2]
+        if not self.native:
+            return self.logits(self.preprocess.resize(image)[None], (h, w))
+        if self.tile is not None:
+            return self._tiled(image)
+        m = self.multiple
+        padded = np.pad(image, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
+        return self.run(self.preprocess.tensor(padded[None]))[:, :, :h, :w]
+
+    def _tiled(self, image: np.ndarray, batch: int = 4) -> torch.Tensor:
+        """Logits from windows of self.tile at a third's overlap, averaged where they overlap."""
+        (th, tw), (h, w) = self.tile, image.shape[:2]
+        padded = np.pad(image, ((0, max(th - h, 0)), (0, max(tw - w, 0)), (0, 0)), mode="edge")
+        big_h, big_w = padded.shape[:2]
+        starts = []
+        for size, tile in ((big_h, th), (big_w, tw)):
+            step = max(1, tile * 2 // 3)
+            offsets = list(range(0, size - tile + 1, step))
+            starts.append(offsets if offsets[-1] == size - tile else offsets + [size - tile])
+        windows = [(y, x) for y in starts[0] for x in starts[1]]
+        total = count = None
+        for i in range(0, len(windows), batch):
+            part = windows[i:i + batch]
+            logits = self.run(self.preprocess.tensor(np.stack([padded[y:y + th, x:x + tw] for y, x in part])))
+            if total is None:
+                total = torch.zeros(logits.shape[1], big_h, big_w)
+                count = torch.zeros(1, big_h, big_w)
+            for (y, x), one in zip(part, logits):
+                total[:, y:y + th, x:x + tw] += one
+                count[:, y:y + th, x:x + tw] += 1
+        return (total / count)[None, :, :h, :w]
 
     def ids(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 class ids (N,H,W) for uint8 frames at the model size, at `out_size` if given."""
@@ -95,13 +154,14 @@ class Predictor:
     def predict(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 RGB (uint8, or float in [0,1]; HxW grey and HxWx4 also taken) -> HxW uint8 class ids
         at the same resolution."""
-        image = as_rgb_uint8(image)
-        return self.ids(self.preprocess.resize(image)[None], image.shape[:2])[0]
+        return to_ids(self.frame_logits(as_rgb_uint8(image)))[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several frames (any sizes) -> their id masks."""
         images = [as_rgb_uint8(im) for im in images]
-        logits = self.engine(self.preprocess(images))
+        if self.native:
+            return [to_ids(self.frame_logits(im))[0] for im in images]
+        logits = self.run(self.preprocess(images))
         out = []
         for i, image in enumerate(images):
             up = F.interpolate(logits[i:i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)

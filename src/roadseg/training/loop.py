@@ -49,6 +49,10 @@ class Trainer:
         self.device = self.world.device
         self.batch_size = self.world.local_batch(cfg.batch_size)
         self.parts = build_parts(cfg, data, self.world)
+        self.ema = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(self.parts.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.compile_seconds: float | None = None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -61,12 +65,17 @@ class Trainer:
     def model(self) -> torch.nn.Module:
         return self.parts.model
 
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What validation runs and checkpoints hold: the weight average with --ema, else the model."""
+        return self.ema.module if self.ema is not None else self.parts.model
+
     def _run_epoch(self, cache: SampleCache, train: bool) -> dict[str, float]:
         """One pass over `cache`; returns loss, pixel accuracy and mean IoU summed over ranks."""
         cfg, world, parts = self.cfg, self.world, self.parts
         # validation runs the bare network: through DDP, a rank with no val frames of its own would leave
         # the others waiting in its collective calls (its frames are summed over ranks below anyway)
-        net = parts.net if train or not world.distributed else parts.model
+        net = parts.net if train or (not world.distributed and self.ema is None) else self.eval_model
         net.train(train)
         n = len(cache)
         order = epoch_order(n, cfg.seed, self.epoch, world) if train else world.shard(torch.arange(n), pad=False)
@@ -99,6 +108,8 @@ class Trainer:
                 parts.scaler.step(parts.optimizer)
                 parts.scaler.update()
                 parts.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(parts.model)
             if cfg.compile and train and self.compile_seconds is None:
                 self.compile_seconds = time.perf_counter() - t_step
                 if world.main and cfg.progress:

@@ -1,6 +1,9 @@
-"""Training losses on logits and sparse labels: cross-entropy (the notebook's), soft Dice, or both.
+"""Training losses on logits and sparse labels, summed when joined with '+': cross-entropy (`ce`,
+the notebook's), cross-entropy with online hard-example mining (`ohem`: only the pixels whose true
+class has probability under 0.7, at least 1/16 of the valid ones), soft Dice (`dice`) and the
+Lovasz-softmax surrogate of the Jaccard index (`lovasz`, Berman et al., CVPR 2018).
 
-Usage: ``loss = make_loss("ce+dice", ignore_index=11, class_weights=w)(logits, masks)``
+Usage: ``loss = make_loss("ohem+lovasz", ignore_index=11, class_weights=w)(logits, masks)``
 """
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-LOSSES = ("ce", "dice", "ce+dice")
+TERMS = ("ce", "ohem", "dice", "lovasz")
+LOSSES = ("ce", "dice", "ce+dice", "ohem", "ohem+dice", "lovasz", "ce+lovasz", "ohem+lovasz")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -24,6 +28,61 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
         logits, target = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]), target.reshape(-1)
     return F.cross_entropy(logits.float(), target, weight=weight,
                            ignore_index=-100 if ignore_index is None else ignore_index)
+
+
+def _pixels(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(valid pixels, classes) float logits and their (valid pixels,) labels."""
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
+    labels = target.reshape(-1)
+    keep = (labels >= 0) & (labels < logits.shape[1])
+    if ignore_index is not None:
+        keep &= labels != ignore_index
+    return flat[keep], labels[keep]
+
+
+def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
+                       weight: torch.Tensor | None = None, threshold: float = 0.7,
+                       min_fraction: float = 1 / 16) -> torch.Tensor:
+    """Cross-entropy over the hard pixels only: those whose true class has probability below
+    `threshold`, or the `min_fraction` of valid pixels with the highest loss if fewer are."""
+    flat, labels = _pixels(logits, target, ignore_index)
+    if labels.numel() == 0:
+        return logits.sum() * 0
+    if weight is not None:
+        weight = weight.to(flat.device, torch.float32)
+    losses = F.cross_entropy(flat, labels, weight=weight, reduction="none")
+    with torch.no_grad():
+        p_true = flat.softmax(1).gather(1, labels[:, None])[:, 0]
+        hard = p_true < threshold
+        n_min = max(1, int(labels.numel() * min_fraction))
+        if int(hard.sum()) < n_min:
+            hard = torch.zeros_like(hard)
+            hard[losses.topk(n_min).indices] = True
+    return losses[hard].mean()
+
+
+def _lovasz_grad(fg_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss with respect to the sorted errors."""
+    total = fg_sorted.sum()
+    intersection = total - fg_sorted.cumsum(0)
+    union = total + (1 - fg_sorted).cumsum(0)
+    jaccard = 1 - intersection / union
+    jaccard[1:] = jaccard[1:] - jaccard[:-1].clone()
+    return jaccard
+
+
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
+    """The Lovasz-softmax loss over the batch, averaged over the classes present in the truth."""
+    flat, labels = _pixels(logits, target, ignore_index)
+    probs = flat.softmax(1)
+    losses = []
+    for c in labels.unique().tolist():
+        fg = (labels == c).float()
+        errors = (fg - probs[:, c]).abs()
+        errors_sorted, order = errors.sort(descending=True)
+        losses.append(torch.dot(errors_sorted, _lovasz_grad(fg[order])))
+    return torch.stack(losses).mean() if losses else logits.sum() * 0
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
@@ -47,16 +106,22 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | No
 
 def make_loss(name: str = "ce", ignore_index: int | None = None,
               class_weights: torch.Tensor | None = None) -> LossFn:
-    """The named loss as a function of (logits, target)."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose from {LOSSES}")
+    """The named loss (terms of TERMS joined with '+') as a function of (logits, target)."""
+    terms = name.split("+")
+    if not terms or any(t not in TERMS for t in terms) or len(set(terms)) != len(terms) \
+            or {"ce", "ohem"} <= set(terms):
+        raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros((), dtype=torch.float32)
-        if "ce" in name.split("+"):
+        if "ce" in terms:
             total = total + cross_entropy(logits, target, ignore_index, class_weights)
-        if "dice" in name.split("+"):
+        if "ohem" in terms:
+            total = total + ohem_cross_entropy(logits, target, ignore_index, class_weights)
+        if "dice" in terms:
             total = total + dice_loss(logits, target, ignore_index)
+        if "lovasz" in terms:
+            total = total + lovasz_softmax(logits, target, ignore_index)
         return total
 
     return loss

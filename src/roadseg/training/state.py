@@ -35,7 +35,10 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
                      "scheduler": parts.scheduler.state_dict(), "rng": {"torch": torch.get_rng_state()}}
         if trainer.device.type == "cuda":
             run_state["rng"]["cuda"] = torch.cuda.get_rng_state(trainer.device)
-    return make_checkpoint(parts.model, data.table,
+        if trainer.ema is not None:
+            run_state["training_weights"] = {k: v.detach().cpu().clone() for k, v in parts.model.state_dict().items()}
+            run_state["ema_steps"] = int(trainer.ema.n_averaged)
+    return make_checkpoint(trainer.eval_model, data.table,
                            input_description(data.size, cfg.resize, parts.model.size_multiple),
                            data=source, training=training, **run_state)
 
@@ -43,7 +46,12 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
 def restore(trainer: "Trainer", ckpt: dict[str, Any]) -> None:
     """Put the trainer back where `ckpt` (a last.pt) left it."""
     parts = trainer.parts
-    parts.model.load_state_dict(ckpt["model"]["state_dict"])
+    if trainer.ema is not None:
+        parts.model.load_state_dict(ckpt["training_weights"])
+        trainer.ema.module.load_state_dict(ckpt["model"]["state_dict"])
+        trainer.ema.n_averaged.fill_(ckpt["ema_steps"])
+    else:
+        parts.model.load_state_dict(ckpt["model"]["state_dict"])
     parts.optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scheduler"):
         parts.scheduler.load_state_dict(ckpt["scheduler"])
