@@ -1,6 +1,10 @@
 """Shared fixtures: small synthesised CARLA-format datasets and a tiny trained checkpoint, on real files."""
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,10 @@ from PIL import Image
 from roadseg.config import TrainConfig
 from roadseg.data.synth import write_dataset
 from roadseg.training import train
+
+# The suite builds roadseg's C++ kernels into a folder of its own, never the developer's ~/.cache.
+os.environ["ROADSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="roadseg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ROADSEG_CACHE_DIR"], ignore_errors=True)
 
 TINY = dict(base_filters=4, depth=3, size="32x48", batch_size=4, progress=False, lr=3e-3)
 

@@ -4,6 +4,8 @@ Usage: ``raise InputError(path, "is not a PNG image", "re-export it as PNG")``
 """
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 
@@ -25,3 +27,9 @@ class InputError(RoadsegError):
         if fix:
             message += f"; {fix}"
         super().__init__(message)
+
+
+@functools.cache
+def note_once(message: str) -> None:
+    """Print a one-line note on stderr, once per process (e.g. a fallback to a slower path)."""
+    print(message, file=sys.stderr)

@@ -2,6 +2,7 @@
 and for training the same gradients."""
 import copy
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from torch.nn import functional as F
 
 from roadseg.accel import kernels, training as wtraining, winograd
 from roadseg.cli import main
-from roadseg.errors import InputError
+from roadseg.errors import InputError, note_once
 from roadseg.nets import UNet
 from roadseg.inference.predictor import Predictor
 from roadseg.training import train
@@ -19,6 +20,9 @@ from roadseg.accel.training import WinogradConv2d, use_for_training
 from roadseg.accel.winograd import WinogradUNet, phase_weights, winograd_weight
 
 from ..conftest import tiny_config
+
+pytestmark = pytest.mark.skipif(os.environ.get("ROADSEG_KERNELS") == "0",
+                                reason="the kernels are off (ROADSEG_KERNELS=0): the suite checks the fallback")
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +46,8 @@ def test_kernels_build_once_into_the_cache(tmp_path, monkeypatch):
     stamp = built[0].stat().st_mtime_ns
     kernels.library.cache_clear()
     assert kernels.library() is not None and built[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
-    assert not [p for p in (tmp_path / "kernels").iterdir() if p.suffix != ".so"]  # no half-written files
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [built[0].name]  # no half-written files
+    assert (tmp_path / "kernels").stat().st_mode & 0o777 == 0o700  # private to the user
 
 
 @pytest.mark.parametrize("size", [(8, 12), (10, 14), (3, 5)])
@@ -151,11 +156,29 @@ def test_without_a_compiler_predictor_falls_back(monkeypatch, capsys, trained):
     assert (predictor.predict(frame) == Predictor.from_checkpoint(trained / "best.pt", "cpu").predict(frame)).all()
 
 
-def test_cli_no_winograd_writes_the_same_masks(trained, carla_dir, tmp_path):
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory):
+    """A checkpoint wide enough (64 filters) that its convolutions run as Winograd."""
+    from roadseg.checkpoint import input_description, make_checkpoint, save_checkpoint
+    from roadseg.classes import class_table
+    torch.manual_seed(5)
+    net = UNet(num_classes=23, base_filters=64, depth=2, batch_norm=True).eval()
+    _randomise_batch_norm(net)
+    path = tmp_path_factory.mktemp("wide") / "wide.pt"
+    save_checkpoint(make_checkpoint(net, class_table("carla"), input_description((32, 48), "bilinear", 2)), path)
+    return path
+
+
+def test_cli_no_winograd_writes_the_same_masks(wide_model, carla_dir, tmp_path, monkeypatch):
     frames = sorted((carla_dir / "CameraRGB").glob("*.png"))[:3]
+    calls = []
+    transform = kernels.winograd_input
+    monkeypatch.setattr(kernels, "winograd_input", lambda *a: calls.append(1) or transform(*a))
     for name, extra in (("fast", []), ("plain", ["--no-winograd"])):
-        assert main(["predict", *map(str, frames), "--model", str(trained / "best.pt"), "--out",
+        calls.clear()
+        assert main(["predict", *map(str, frames), "--model", str(wide_model), "--out",
                      str(tmp_path / name), *extra]) == 0
+        assert bool(calls) == (name == "fast")  # Winograd convolutions ran, or none did
     written = sorted((tmp_path / "fast").iterdir())
     assert len(written) >= len(frames)
     for f in written:  # equal up to a pixel whose two best logits tie within float rounding
@@ -170,6 +193,36 @@ def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
     path.write_bytes(b"not a shared library")
     assert kernels.library() is not None, kernels.why_unavailable()
     assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("fault", ["failing compiler", "missing source", "loader error", "foreign cache folder",
+                                   "foreign library"])
+def test_any_failure_of_the_kernels_falls_back_in_one_line(fault, tmp_path, monkeypatch, wide_model, capsys):
+    monkeypatch.setenv("ROADSEG_CACHE_DIR", str(tmp_path / "cache"))
+    if fault == "failing compiler":
+        monkeypatch.setenv("CXX", "false")  # exists, exits 1
+    elif fault == "missing source":
+        monkeypatch.setattr(kernels, "SOURCE", tmp_path / "nowhere" / "winograd.cpp")
+    elif fault == "loader error":
+        monkeypatch.setattr(kernels.ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad path")))
+    elif fault == "foreign cache folder":
+        (tmp_path / "cache" / "kernels").mkdir(parents=True)
+        (tmp_path / "cache" / "kernels").chmod(0o777)
+    else:
+        path = kernels.library_path()
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.write_bytes(b"\x7fELF planted by someone else")
+        if os.getuid() != 0:
+            pytest.skip("changing a file's owner needs root")
+        os.chown(path, 12345, 12345)
+    winograd._self_check.cache_clear()
+    note_once.cache_clear()
+    assert kernels.library() is None and kernels.why_unavailable()
+    frame = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    predictor = Predictor.from_checkpoint(wide_model, "cpu")
+    assert predictor.predict(frame).shape == (40, 60) and predictor.engine.name == "torch"
+    err = capsys.readouterr().err
+    assert "Winograd CPU kernels not used" in err and "Traceback" not in err
 
 
 def test_a_library_that_computes_wrong_logits_is_not_used(monkeypatch, trained):
@@ -215,7 +268,7 @@ def test_fp32_cpu_training_runs_winograd_and_learns_the_same(tmp_path, carla_dir
     apply = wtraining._WinogradConv.apply
     monkeypatch.setattr(wtraining._WinogradConv, "apply", staticmethod(lambda *a: calls.append(1) or apply(*a)))
     settings = dict(epochs=2, base_filters=16, depth=3, amp=False)  # 64 channels at the deepest level
-    fast = train(tiny_config(carla_dir, tmp_path / "fast", **settings))
+    fast = train(tiny_config(carla_dir, tmp_path / "fast", winograd=True, **settings))
     assert calls
     calls.clear()
     plain = train(tiny_config(carla_dir, tmp_path / "plain", winograd=False, **settings))

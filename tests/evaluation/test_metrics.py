@@ -33,6 +33,15 @@ def test_absent_class_is_left_out_of_means():
     assert math.isclose(s["mean_iou"], (3 / 4 + 0) / 2)
 
 
+def test_a_class_predicted_but_absent_from_the_truth_counts_as_zero():
+    """Issue 14, item 6: false positives of a class the truth lacks lower the mean IoU."""
+    m = torch.tensor([[3, 0, 1], [0, 2, 0], [0, 0, 0]])  # class 2: absent from the truth, predicted once
+    s = scores_from_matrix(m)
+    assert s["per_class_iou"][2] == 0.0
+    assert math.isclose(s["mean_iou"], (3 / 4 + 1 + 0) / 3)
+    assert math.isnan(s["per_class_accuracy"][2]) and math.isclose(s["mean_class_accuracy"], (3 / 4 + 1) / 2)
+
+
 def test_accumulates_over_updates_and_without_ignore():
     cm = ConfusionMatrix(2)
     cm.update(torch.tensor([0, 1]), torch.tensor([0, 0]))

@@ -3,8 +3,10 @@
 The C++ file is built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
 source and the CPU, and loaded after PyTorch, so its OpenMP loops run on PyTorch's own worker threads.
-Where there is no compiler (or ROADSEG_KERNELS=0), `library()` returns None and `why_unavailable()`
-says why; callers then use PyTorch's convolutions.
+Where there is no compiler (or ROADSEG_KERNELS=0), or building or loading fails in any way, `library()`
+returns None and `why_unavailable()` says why; callers then use PyTorch's convolutions. The cache
+folder is private (mode 0700, owned by the user) and a cached library the user does not own is
+refused; the compile has a timeout.
 
 Usage::
 
@@ -57,12 +59,37 @@ def _cpu_signature() -> str:
     return platform.machine() + platform.processor() + text
 
 
+COMPILE_TIMEOUT = 300  # seconds; a compile normally takes about one
+
+
+def private_dir(folder: Path) -> Path:
+    """`folder`, created with mode 0700 if missing; refused (OSError) unless it is owned by this user
+    and writable by no one else, since a library loaded from it runs with the user's rights."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise OSError(f"{folder} is not private to this user (owner {st.st_uid}, mode {oct(st.st_mode & 0o777)})")
+    return folder
+
+
+def _check_owned(path: Path) -> None:
+    """Refuse a cached library that this user does not own, or that others may write."""
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise OSError(f"{path} is not owned by this user or is writable by others; remove it")
+
+
 def _build(compiler: str, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(out.parent)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        try:
+            result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+                                    timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"the compiler took over {COMPILE_TIMEOUT} s") from None
+        os.chmod(tmp, 0o700)
         if result.returncode != 0:
             raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "compiler failed")
         os.replace(tmp, out)  # atomic: a concurrent process sees the old file or the finished one
@@ -92,17 +119,19 @@ def library() -> ctypes.CDLL | None:
     if shutil.which(compiler) is None:
         _why.append(f"no C++ compiler ('{compiler}') on PATH")
         return None
-    path = library_path()
     try:
+        path = library_path()
+        private_dir(path.parent)
         if not path.exists():
             _build(compiler, path)
+        _check_owned(path)
         try:
             lib = ctypes.CDLL(str(path))
         except OSError:  # a damaged cached file: build it again, once
             _build(compiler, path)
             lib = ctypes.CDLL(str(path))
-    except OSError as e:
-        _why.append(f"could not build or load {SOURCE.name}: {e}")
+    except Exception as e:  # anything at all (a missing csrc, a failing compiler, a foreign file): fall back
+        _why.append(f"could not build or load {SOURCE.name}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
         return None
     ptr, i64, n = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for name in ("winograd_input", "concat_channels"):

@@ -7,10 +7,13 @@ Usage: ``use_for_training(model)  # before the optimizer step loop; parameters a
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import note_once
 from . import kernels
 from .winograd import fits, unavailable_reason, winograd_weight, winograd_weight_grad
 
@@ -78,12 +81,40 @@ class WinogradConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+@functools.cache
+def training_self_check() -> str:
+    """'' if the Winograd training conv's output, input gradient and weight gradient (the gradient
+    kernel) equal conv2d's on a small case here, else what went wrong."""
+    if unavailable_reason():
+        return unavailable_reason()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        x = torch.rand(2, 64, 8, 12, requires_grad=True)
+        w = (torch.randn(64, 64, 3, 3) * 0.05).requires_grad_()
+        b = torch.randn(64, requires_grad=True)
+        gy = torch.randn(2, 64, 8, 12)
+    try:
+        expected = torch.autograd.grad(F.conv2d(x, w, b, padding=1), (x, w, b), gy)
+        out = _WinogradConv.apply(x, w, b)
+        got = torch.autograd.grad(out, (x, w, b), gy)
+        ref = F.conv2d(x, w, b, padding=1)
+    except Exception as e:
+        return f"training self-check failed: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:120]}"
+    for name, a, e in (("output", out, ref), *zip(("input grad", "weight grad", "bias grad"), got, expected)):
+        err = (a - e).abs().max().item()
+        if not err <= 1e-3 * max(1.0, e.abs().max().item()):
+            return f"training self-check failed: {name} differs by {err:.2g}"
+    return ""
+
+
 def use_for_training(model: nn.Module) -> int:
     """Make the model's 3x3 convs whose channels `fit` WinogradConv2d, in place (their parameters, optimizer state and state_dict keys are unchanged).
     Returns how many; 0 where the kernels are unavailable.
 
     Usage: ``use_for_training(model)`` before wrapping it in DDP; not with torch.compile."""
-    if unavailable_reason():
+    reason = training_self_check()
+    if reason:
+        note_once(f"roadseg: Winograd training convs not used ({reason}); running PyTorch's convolutions")
         return 0
     count = 0
     for m in model.modules():

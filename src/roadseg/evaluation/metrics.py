@@ -39,13 +39,18 @@ class ConfusionMatrix:
         self.matrix += other.to(self.matrix)
 
     def compute(self) -> dict:
-        """All scores; classes absent from the ground truth are left out of the means (NaN IoU)."""
+        """All scores; classes with an empty union are left out of the mean IoU (see scores_from_matrix)."""
         return scores_from_matrix(self.matrix)
 
 
 def scores_from_matrix(matrix: torch.Tensor) -> dict:
-    """pixel_accuracy, per_class_iou (list, NaN for absent classes), mean_iou, frequency_weighted_iou,
-    per_class_accuracy, mean_class_accuracy and the number of counted pixels."""
+    """pixel_accuracy, per_class_iou (list), mean_iou, frequency_weighted_iou, per_class_accuracy,
+    mean_class_accuracy and the number of counted pixels.
+
+    The IoU rule is the common one (MMSegmentation, torchmetrics): a class counts wherever its union
+    (truth or prediction) is non-empty, so a class predicted where the truth has none scores 0 and
+    lowers the mean; classes with an empty union are NaN and left out. Accuracy (recall) is defined
+    only for classes present in the truth."""
     m = matrix.double()
     tp = m.diag()
     gt = m.sum(1)
@@ -53,19 +58,20 @@ def scores_from_matrix(matrix: torch.Tensor) -> dict:
     total = m.sum()
     union = gt + pred - tp
     present = gt > 0
-    iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, math.nan))
+    seen = union > 0
+    iou = torch.where(seen, tp / union.clamp(min=1), torch.full_like(tp, math.nan))
     acc = torch.where(present, tp / gt.clamp(min=1), torch.full_like(tp, math.nan))
     freq = gt / total.clamp(min=1)
 
-    def mean(v: torch.Tensor) -> float:
-        return float(v[present].mean()) if present.any() else math.nan
+    def mean(v: torch.Tensor, where: torch.Tensor) -> float:
+        return float(v[where].mean()) if where.any() else math.nan
 
     return {
         "pixel_accuracy": float(tp.sum() / total) if total > 0 else math.nan,
-        "mean_iou": mean(iou),
+        "mean_iou": mean(iou, seen),
         "per_class_iou": [float(v) for v in iou],
         "per_class_accuracy": [float(v) for v in acc],
-        "mean_class_accuracy": mean(acc),
+        "mean_class_accuracy": mean(acc, present),
         "frequency_weighted_iou": float((freq[present] * iou[present]).sum()) if present.any() else math.nan,
         "pixels": int(total),
     }

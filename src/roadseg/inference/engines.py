@@ -20,16 +20,14 @@ Usage::
 """
 from __future__ import annotations
 
-import functools
 import io
-import sys
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from ..device import autocast, pick_device
-from ..errors import InputError
+from ..errors import InputError, note_once
 from ..nets import SegNet
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -160,8 +158,3 @@ def make_engine(backend: str, model: SegNet | None = None, onnx: bytes | None = 
         return OnnxEngine(onnx) if backend == "onnx" else OpenVinoEngine(onnx)
     raise InputError(None, f"unknown backend '{backend}'", f"use one of {', '.join(BACKENDS)}")
 
-
-@functools.cache
-def note_once(message: str) -> None:
-    """Print a note on stderr, once per process."""
-    print(message, file=sys.stderr)
