@@ -49,3 +49,13 @@ def test_pick_device():
     assert pick_device("cpu").type == "cpu"
     with pytest.raises(InputError):
         pick_device("nonsense")
+
+
+def test_pre_ampere_gpus_get_fp16_not_emulated_bf16(monkeypatch):
+    """Issue 14, item 10: is_bf16_supported() counts emulation; the compute capability decides."""
+    import torch
+    from roadseg.device import amp_dtype
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for capability, dtype in (((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert amp_dtype(torch.device("cuda", 0)) == dtype

@@ -35,11 +35,17 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the GPU multiplies bf16 in hardware (compute capability 8.0, Ampere, or newer); recent
+    torch's is_bf16_supported() also counts emulation, which is slower than fp16 with a scaler."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype for `device`: on CUDA bfloat16 where supported, else float16; on the
-    CPU bfloat16 where the hardware has it, else None (fp32)."""
+    """The mixed-precision dtype for `device`: on CUDA bfloat16 from Ampere on, else float16 (with a
+    gradient scaler); on the CPU bfloat16 where the hardware has it, else None (fp32)."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
