@@ -81,3 +81,12 @@ def test_a_shipped_name_is_not_hidden_by_a_folder_and_run_folders_use_best(train
     (tmp_path / "frame.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     with pytest.raises(InputError, match="not a roadseg checkpoint"):
         load_checkpoint(tmp_path / "frame.pt")
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3, 100])
+def test_a_cut_checkpoint_says_truncated(trained, tmp_path, keep):
+    """Issue 14, item 29: not 'refused: unsafe objects'."""
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes((trained / "best.pt").read_bytes()[:keep])
+    with pytest.raises(InputError, match="truncated"):
+        load_checkpoint(cut)

@@ -1,6 +1,8 @@
 """Bad input: one line naming the file and the problem, exit status 2, no traceback, nothing written."""
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -97,3 +99,20 @@ def test_module_entry_point_has_no_traceback(tmp_path):
 def test_synth_cli(tmp_path):
     assert main(["synth", str(tmp_path / "s"), "--count", "2", "--size", "48x64", "--seed", "1"]) == 0
     assert sorted(p.name for p in (tmp_path / "s" / "CameraMask").iterdir()) == ["000000.png", "000001.png"]
+
+
+@pytest.mark.parametrize("sig, when, command", [
+    (signal.SIGTERM, 3.0, ["synth", "OUT", "--count", "400"]),        # while writing frames
+    (signal.SIGINT, 0.4, ["synth", "OUT", "--count", "400"]),         # while torch is still importing
+])
+def test_signals_end_a_command_in_one_line_and_leave_no_temporary_files(tmp_path, sig, when, command):
+    """Issue 14, items 25 and 26."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "roadseg", *[str(out) if c == "OUT" else c for c in command]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(when)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("roadseg: interrupted")
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

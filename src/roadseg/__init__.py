@@ -17,17 +17,29 @@ CPU kernels), weights/ (shipped models); checkpoint.py owns the checkpoint forma
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from . import nets
-from .device import keep_freed_memory
-from .inference.predictor import Predictor
-from .nets import UNet
+if TYPE_CHECKING:
+    from .inference.predictor import Predictor
 
 __all__ = ["Predictor", "UNet", "keep_freed_memory", "load", "nets", "__version__"]
 __version__ = "0.1.0"
+# Imported on first use (PEP 562), so that `import roadseg` and the command line start without torch.
+_LAZY = {"Predictor": ("inference.predictor", "Predictor"), "UNet": ("nets", "UNet"),
+         "keep_freed_memory": ("device", "keep_freed_memory"), "nets": ("nets", None)}
 
 
-def load(model: str | Path, device: str = "auto", backend: str = "torch", winograd: bool = True) -> Predictor:
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'roadseg' has no attribute '{name}'")
+    module, attr = _LAZY[name]
+    loaded = importlib.import_module(f".{module}", __name__)
+    return loaded if attr is None else getattr(loaded, attr)
+
+
+def load(model: str | Path, device: str = "auto", backend: str = "torch", winograd: bool = True) -> "Predictor":
     """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid")."""
+    from .inference.predictor import Predictor
     return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd)

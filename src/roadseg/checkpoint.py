@@ -130,6 +130,9 @@ def load_checkpoint(name: str | Path) -> dict[str, Any]:
     path = resolve_model_path(name)
     with open(path, "rb") as f:
         head = f.read(4)
+    if len(head) < 4 and (b"PK\x03\x04".startswith(head) or head[:1] == b"\x80"):
+        raise InputError(path, f"is truncated ({path.stat().st_size} bytes)",
+                         "use last.pt or best.pt from the run folder, or copy the file again")
     if head[:2] != b"PK" and head[:1] != b"\x80":  # torch's zip format, or a legacy pickle
         raise InputError(path, "is not a roadseg checkpoint", "pass a .pt file written by roadseg")
     try:

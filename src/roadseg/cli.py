@@ -7,13 +7,12 @@ Usage: ``roadseg train --data data --out runs/x --epochs 40``  (``roadseg COMMAN
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from .errors import RoadsegError
-from .inference.engines import BACKENDS
-from .nets import names as network_names
-from .training.losses import LOSSES
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
 NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
@@ -27,6 +26,8 @@ TTA_HELP = "test-time augmentation: average the logits of each frame and its mir
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .nets import names as network_names
+    from .training.losses import LOSSES
     p.add_argument("--data", help="dataset folder (CARLA, CamVid or generic layout)")
     p.add_argument("--out", help="run folder to write (default runs/train)")
     p.add_argument("--config", help="YAML file of settings; flags override it")
@@ -83,6 +84,7 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str = "existing output file
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .inference.engines import BACKENDS
     parser = argparse.ArgumentParser(prog="roadseg", description="Road-scene segmentation with a U-Net.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -175,14 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; bad input prints one line and returns 2."""
-    args = build_parser().parse_args(argv)
+    """Entry point; bad input prints one line and returns 2. Ctrl-C and SIGTERM (also while torch is
+    still being imported) stop the command with one line and exit 130 / 143; files being written are
+    temporary until complete, so none is left half-written."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
+        args = build_parser().parse_args(argv)
         from .commands import COMMANDS
         return COMMANDS[args.command](args) or 0
     except RoadsegError as e:
         print(f"roadseg: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("roadseg: interrupted", file=sys.stderr)
-        return 130
+        signum = received[-1] if received else signal.SIGINT
+        print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

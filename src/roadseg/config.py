@@ -63,6 +63,9 @@ class TrainConfig:
                                         # used for validation and saved as the model; 0 = off
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
     @classmethod
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls)]
@@ -92,6 +95,55 @@ class TrainConfig:
         from .data.imageio import atomic_write
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+_KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                                      "list": (list, tuple), "None": (type(None),)}
+_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list",
+          "None": "none"}
+_CHOICES = {"format": ("auto", "carla", "camvid", "generic"), "resize": ("bilinear", "nearest"),
+            "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle")}
+# (lowest, highest, whether the lowest itself is allowed): every number must also be finite
+_RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, None, False),
+           "weight_decay": (0, None, True), "val_fraction": (0, 1, True), "dropout": (0, 1, True),
+           "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
+           "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
+           "num_classes": (1, 256, True), "ema": (0, 1, True)}
+_HIGH_ALLOWED = {"num_classes", "aug_hflip"}  # ranges whose highest value is itself allowed
+
+
+def _name(key: str) -> str:
+    return f"{key} (--{key.replace('_', '-')})"
+
+
+def validate(cfg: "TrainConfig") -> None:
+    """Check every setting's type and range, naming the first bad one (InputError); nothing else."""
+    import math
+    for f in fields(cfg):
+        value, parts = getattr(cfg, f.name), [p.strip() for p in str(f.type).split("|")]
+        ok = isinstance(value, tuple(t for p in parts for t in _KINDS.get(p, (object,))))
+        if isinstance(value, bool) and "bool" not in parts:
+            ok = False
+        if not ok:
+            hint = ("YAML reads a number like 1e-3 as text: write 1.0e-3" if isinstance(value, str) and "float" in parts
+                    else f"give {' or '.join(_WORDS.get(p, p) for p in parts)}")
+            raise InputError(None, f"setting {_name(f.name)} is {value!r}, not {' or '.join(_WORDS.get(p, p) for p in parts)}",
+                             hint)
+        if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            raise InputError(None, f"setting {_name(f.name)} is {value!r}", f"choose one of {', '.join(_CHOICES[f.name])}")
+        if f.name in _RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high, closed = _RANGES[f.name]
+            bad = not math.isfinite(value) or value < low or (value == low and not closed) \
+                or (high is not None and (value > high if f.name in _HIGH_ALLOWED else value >= high))
+            if bad:
+                allowed = f"at least {low}" if closed else f"above {low}"
+                if high is not None:
+                    allowed += f" and {'at most' if f.name in _HIGH_ALLOWED else 'below'} {high}"
+                raise InputError(None, f"setting {_name(f.name)} is {value!r}", f"use a number {allowed}")
+    scale = cfg.aug_scale
+    if len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+                                  for v in scale) or scale[0] > scale[1]:
+        raise InputError(None, f"setting {_name('aug_scale')} is {scale!r}", "give two numbers MIN MAX with 0 < MIN <= MAX")
 
 
 def parse_size(text: str | Sequence[int]) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class RoadsegError(Exception):
@@ -33,3 +34,13 @@ class InputError(RoadsegError):
 def note_once(message: str) -> None:
     """Print a one-line note on stderr, once per process (e.g. a fallback to a slower path)."""
     print(message, file=sys.stderr)
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency, or raise the one line that says how to install it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(None, f"{what} needs the {module.split('.')[0]} package",
+                         f"pip install 'roadseg[{extra}]'") from None

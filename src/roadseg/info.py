@@ -32,18 +32,23 @@ def describe(name: str | Path) -> str:
         lines.append(f"trained on   {data.get('root')} ({data.get('format')}), "
                      f"{data.get('train_images')} train / {data.get('val_images')} val images")
     if training:
-        lines.append(f"epochs       {training.get('epoch')}")
         config = training.get("config") or {}
+        done, planned = training.get("epoch"), config.get("epochs")
+        lines.append(f"epochs       {done}" + (f" of {planned} planned" if planned is not None else "")
+                     + f" (the weights after epoch {done}: a best.pt holds the epoch with the best val mIoU)")
         defaults = TrainConfig().to_dict()
         recipe = {k: v for k, v in config.items() if k in defaults and v != defaults[k] and k not in ("data", "out")}
         if recipe:
             lines.append("recipe       " + ", ".join(f"{k}={v}" for k, v in recipe.items()))
         metrics = training.get("metrics") or {}
         shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) and v is not None}
+        size = "x".join(map(str, inp["size"]))
         if shown:
-            lines.append("metrics      " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+            lines.append(f"metrics      at the end of training, at the network's {size}: "
+                         + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
         if training.get("best_val_mean_iou") is not None:
-            lines.append(f"best val mIoU {training['best_val_mean_iou']:.4f}")
-    for key, value in (ckpt.get("card") or {}).items():
+            lines.append(f"best val mIoU {training['best_val_mean_iou']:.4f} (during training, at {size}; scores "
+                         "at full resolution or after export adjustments are the card's)")
+    for key, value in (ckpt.get("card") or {}).items():  # the model card: measured after training
         lines.append(f"{key:<12} {value}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@ import json
 import shutil
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -95,3 +96,45 @@ def test_fix_palette(copy_carla, tmp_path):
     assert np.array_equal(np.asarray(Image.open(written[0])), ids)
     (tmp_path / "short.json").write_text(json.dumps([list(c) for c in CARLA_COLORS[:3]]))
     assert main(["check", str(root), "--fix-palette", str(tmp_path / "short.json"), "--out", str(tmp_path / "f2")]) == 2
+
+
+def _generic_with_void(root: Path, n: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        save(root / "images" / f"{i}.png", rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))
+        mask = rng.integers(0, 4, (32, 48)).astype(np.uint8)
+        mask[:4] = 255  # void, as many labelling tools write it
+        save(root / "masks" / f"{i}.png", mask)
+    return root
+
+
+def test_void_255_is_flagged_and_not_counted_as_a_class(tmp_path, capsys):
+    """Issue 14, item 27."""
+    data = _generic_with_void(tmp_path / "d")
+    assert main(["check", str(data)]) == 1
+    assert "--ignore-index 255" in capsys.readouterr().out
+    args = ["train", "--data", str(data), "--epochs", "1", "--size", "32x48", "--base-filters", "4", "--depth", "3",
+            "--batch-size", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "class id 255 stands far above the others (up to 3)" in err and not (tmp_path / "r1").exists()
+    assert main([*args, "--out", str(tmp_path / "r2"), "--ignore-index", "255"]) == 0
+    from roadseg.checkpoint import load_checkpoint
+    assert len(load_checkpoint(tmp_path / "r2" / "best.pt")["classes"]["names"]) == 4
+
+
+def test_jpeg_orientation_is_applied_and_check_explains_a_mask_at_the_stored_size(tmp_path, capsys):
+    """Issue 14, item 28: a phone JPEG stored 48x32 with orientation 6 (rotate 90) is shown 32x48."""
+    from roadseg.data.imageio import read_image
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    stored = np.zeros((32, 48, 3), np.uint8)
+    stored[:, :8] = 255  # a white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "images" / "0.jpg", exif=exif)
+    image = read_image(root / "images" / "0.jpg")
+    assert image.shape == (48, 32, 3) and image[:8].mean() > 200  # the band is now at the top
+    save(root / "masks" / "0.png", np.zeros((32, 48), np.uint8))  # labelled on the stored pixels
+    assert main(["check", str(root), "--num-classes", "2"]) == 1
+    assert "only before the image's EXIF rotation (orientation 6)" in capsys.readouterr().out

@@ -91,3 +91,20 @@ def test_openvino_backend_matches_torch_and_runs_int8(trained, carla_dir, tmp_pa
     frame = str(carla_dir / "CameraRGB" / "000004.png")
     assert main(["predict", "--model", str(ckpt), "--backend", "openvino", "--out", str(tmp_path / "o"), frame]) == 0
     assert Image.open(tmp_path / "o" / "000004.png").size == (160, 120)
+
+
+def test_a_missing_extra_says_what_to_install(trained, tmp_path, monkeypatch, capsys):
+    """Issue 14, item 25: no traceback, the pip command."""
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs the onnx package" in err and "pip install 'roadseg[onnx]'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_info_of_a_checkpoint_with_empty_settings(trained, tmp_path, capsys):
+    ckpt = load_checkpoint(trained / "best.pt")
+    torch.save({**ckpt, "model": {**ckpt["model"], "settings": {}}}, tmp_path / "bare.pt")
+    assert main(["info", str(tmp_path / "bare.pt")]) == 0
+    assert "network      unet" in capsys.readouterr().out

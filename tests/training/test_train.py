@@ -1,5 +1,6 @@
 """Training writes its run folder, resumes exactly, and never overwrites a run by accident."""
 import csv
+import os
 
 import pytest
 import torch
@@ -136,20 +137,45 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path, carla_dir):
     assert load_checkpoint(out / "last.pt")["training"]["epoch"] == done + 1
 
 
-def test_full_disk_keeps_previous_checkpoint(tmp_path, carla_dir, monkeypatch):
+@pytest.mark.parametrize("error", ["oserror", "torch"])
+def test_full_disk_keeps_previous_checkpoint(tmp_path, carla_dir, monkeypatch, error):
     import errno
 
     out = train(tiny_config(carla_dir, tmp_path / "r", epochs=1))
     before = (out / "last.pt").read_bytes()
 
     def full(*args, **kwargs):
+        if error == "torch":  # what torch.save's writer raises (item 22): a RuntimeError, not an OSError
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
+                               "file data/3: file write failed")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(InputError, match="last.pt: cannot be written \\(No space left on device\\)"):
+    with pytest.raises(InputError, match="last.pt: cannot be written \\(no space left on the device\\); free disk"):
         train(tiny_config(carla_dir, out, epochs=2), resume=True)
     assert (out / "last.pt").read_bytes() == before
     assert not list(out.glob(".*.tmp"))
+
+
+def test_unwritable_and_impossible_outputs_are_one_accurate_line(trained, carla_dir, tmp_path, capsys):
+    from roadseg.cli import main
+    frame = str(carla_dir / "CameraRGB" / "000001.png")
+    cases = [(tmp_path / ("x" * 260), "name is too long", "shorter name")]
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    cases.append((blocker / "sub", "a file stands where a folder is needed", "another output path"))
+    if os.getuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        cases.append((locked / "out", "permission denied", "writable output folder"))
+    for out, what, hint in cases:
+        assert main(["predict", "--model", str(trained / "best.pt"), frame, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert what in err and hint in err and len(err.splitlines()) == 1, err
+    assert blocker.read_text() == "mine"
+    long_name = tmp_path / ("s" * 245 + ".json")  # 250 characters: allowed, and so is its temporary file
+    assert main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(carla_dir), "--json",
+                 str(long_name)]) == 0 and long_name.exists()
 
 
 def test_tensorboard_event_files(tmp_path, carla_dir):

@@ -25,7 +25,7 @@ from ..classes import class_table, resolve_ignore
 from .layouts import Pair, discover
 from ..errors import InputError
 from ..safety import plan_files, refuse_overlap
-from .imageio import _open, atomic_save_png, mask_ids, read_image
+from .imageio import _open, atomic_save_png, exif_orientation, mask_ids, read_image
 
 ENCODINGS = {"index": "single-channel index PNG", "rgb-id": "RGB(A) with the id in channel 0",
              "palette": "colour-palette RGB (a colour map, not ids)"}
@@ -106,8 +106,14 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
         return
     report.encodings[encoding] += 1
     if image is not None and image.shape[:2] != mask.shape:
-        report.add("size-mismatch", f"is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} is "
-                   f"{image.shape[1]}x{image.shape[0]}; image and mask must have the same size", pair.mask)
+        stored = _open(pair.image, allow_jpeg=True)
+        if exif_orientation(stored) != 1 and stored.size == (mask.shape[1], mask.shape[0]):
+            report.add("size-mismatch", f"matches its image {pair.image.name} only before the image's EXIF "
+                       f"rotation (orientation {exif_orientation(stored)}), which roadseg applies as viewers do; "
+                       "rotate the mask the same way, or save the image without the orientation tag", pair.mask)
+        else:
+            report.add("size-mismatch", f"is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} is "
+                       f"{image.shape[1]}x{image.shape[0]}; image and mask must have the same size", pair.mask)
     if encoding == "palette":
         colours = np.unique(np.asarray(decoded.convert("RGB")).reshape(-1, 3), axis=0)
         report.add("palette-mask", f"looks like a colour map ({len(colours)} colours), not class ids; "
@@ -156,6 +162,9 @@ def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None =
     for paths in hashes.values():
         for dup in paths[1:]:
             report.add("duplicate-frame", f"is the same frame as {paths[0]}; remove one of them", dup)
+    if 255 in report.id_pixels and report.ignore_index != 255:
+        report.add("void-255", "masks use id 255, the common label for void (unlabelled) pixels; if that is what "
+                   "it means, pass --ignore-index 255, or it becomes a class of its own", layout.root)
     return report
 
 

@@ -7,6 +7,7 @@ Usage: ``rgb = read_image("a.png"); ids = read_mask("a_mask.png"); atomic_save_p
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import warnings
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import InputError
 
@@ -58,10 +59,21 @@ def _open(path: Path, allow_jpeg: bool) -> Image.Image:
     return image
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright, as stored; 2..8 = mirrored and/or rotated)."""
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a damaged EXIF block: treat the pixels as upright
+        return 1
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an RGB, RGBA, greyscale or palette image (8 or 16 bit) to an HxWx3 uint8 array."""
+    """Decode an RGB, RGBA, greyscale or palette image (8 or 16 bit) to an HxWx3 uint8 array, turned
+    as its EXIF orientation says (as every image viewer shows a phone or dashcam JPEG)."""
     path = Path(path)
     image = _open(path, allow_jpeg=True)
+    if exif_orientation(image) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -108,6 +120,24 @@ def _umask() -> int:
     return mask
 
 
+def write_error(path: Path, error: BaseException) -> InputError:
+    """The one line for a file that cannot be written, naming the actual cause."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code == errno.ENOSPC or (isinstance(error, RuntimeError) and "write" in text.lower()):
+        what, hint = "no space left on the device", "free disk space"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what, hint = f"{error.strerror.lower() if getattr(error, 'strerror', None) else 'not writable'}", \
+            "choose a writable output folder"
+    elif code == errno.ENAMETOOLONG:
+        what, hint = "the name is too long for the filesystem", "choose a shorter name"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        what, hint = "a file stands where a folder is needed", "choose another output path"
+    else:
+        what, hint = getattr(error, "strerror", None) or text.strip().splitlines()[0][:120], "check the output path"
+    return InputError(path, f"cannot be written ({what})", f"{hint}; any earlier version is intact")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside `path`, then rename it over `path`.
 
@@ -117,7 +147,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
         write(Path(tmp))
@@ -130,9 +160,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except OSError as e:
-        raise InputError(path, f"cannot be written ({e.strerror or e})",
-                         "free disk space or choose a writable output folder; any earlier version is intact") from None
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        raise write_error(path, e) from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

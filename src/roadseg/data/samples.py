@@ -92,6 +92,10 @@ class SampleCache:
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def ids(self) -> list[int]:
+        """The distinct ids in the masks."""
+        return torch.unique(self.masks).tolist() if len(self.pairs) else []
+
     def max_id(self, ignore_index: int | None = None) -> int:
         """Largest class id present (ignoring `ignore_index`)."""
         ids = torch.unique(self.masks)

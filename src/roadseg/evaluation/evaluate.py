@@ -85,6 +85,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     table = predictor.table
     layout = discover(data, fmt)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
+    note = split_note(layout, split, predictor.meta.get("data", {}))
     cm = ConfusionMatrix(table.num_classes, table.ignore_index)
     per_frame, kept = [], []
     for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):
@@ -103,6 +104,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "data": str(layout.root),
         "format": layout.format,
         "split": split,
+        "split_note": note,
         "size": "native" if predictor.native else list(predictor.size),
         "tile": list(predictor.tile) if predictor.tile else None,
         "full_res": full_res or predictor.native,
@@ -125,6 +127,20 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     return report, kept
 
 
+def split_note(layout: Any, split: str, trained: dict[str, Any]) -> str:
+    """What the scored split is and why, when that is not obvious: a layout without its own val split
+    gets the seeded split the model was trained with, which only means something on that dataset."""
+    if split not in ("train", "val") or "all" not in layout.splits:
+        return ""
+    fraction, seed = trained.get("val_fraction", 0.2), trained.get("seed", 0)
+    drawn = f"the seeded {split} split (val fraction {fraction}, seed {seed}), drawn as at training"
+    root = trained.get("root")
+    if root and Path(root).resolve() != Path(layout.root).resolve():
+        return (f"{drawn}; this model was trained on {root}, not this folder, so every frame here is unseen: "
+                "--split all scores them all")
+    return drawn
+
+
 def _size(size: str | None) -> tuple[int, int] | str | None:
     """--size: HxW, 'native' or None (the checkpoint's)."""
     return None if not size else "native" if size == "native" else parse_size(size)
@@ -144,8 +160,10 @@ def format_report(report: dict[str, Any]) -> str:
     where = ("native size" if report["size"] == "native" else "full resolution" if report["full_res"]
              else "size " + "x".join(map(str, report["size"])))
     lines = [f"{report['num_images']} images, split {report['split']}, {where}"
-             + (", flip TTA" if report.get("tta") else ""),
-             f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}"]
+             + (", flip TTA" if report.get("tta") else "")]
+    if report.get("split_note"):
+        lines.append(f"split: {report['split_note']}")
+    lines.append(f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}")
     for name in report["class_names"]:
         iou, acc = report["per_class_iou"][name], report["per_class_accuracy"][name]
         share = report["class_pixel_share"][name]

@@ -19,7 +19,7 @@ import torch
 
 from ..checkpoint import FORMAT_VERSION, build_model, load_checkpoint, metadata, save_checkpoint, slim
 from ..data.imageio import atomic_write
-from ..errors import InputError
+from ..errors import InputError, require
 from .engines import onnx_session
 from .processing import Preprocess
 
@@ -70,6 +70,7 @@ def onnx_bytes(ckpt: dict[str, Any]) -> bytes:
     'logits' (N,classes,H,W); batch, height and width are dynamic (multiples of the network's
     size_multiple, recorded in the metadata)."""
     import warnings
+    require("onnx", "onnx", "ONNX export")
     model = build_model(ckpt)
     h, w = ckpt["input"]["size"]
     buf = io.BytesIO()
@@ -85,7 +86,7 @@ def onnx_bytes(ckpt: dict[str, Any]) -> bytes:
 def with_metadata(data: bytes, ckpt: dict[str, Any]) -> bytes:
     """Store the class table and input description in the ONNX model's metadata, so an .onnx file
     can be used on its own (``roadseg predict --model m.onnx``)."""
-    import onnx
+    onnx = require("onnx", "onnx", "ONNX export")
     proto = onnx.load_from_string(data)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "roadseg", json.dumps(metadata(ckpt))
@@ -94,7 +95,7 @@ def with_metadata(data: bytes, ckpt: dict[str, Any]) -> bytes:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The roadseg metadata of an exported .onnx file."""
-    import onnx
+    onnx = require("onnx", "onnx", "reading an .onnx model")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf and file errors of a damaged file
@@ -112,8 +113,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def quantize_int8(data: bytes, calibration: np.ndarray, preprocess: Preprocess) -> bytes:
     """Post-training static INT8 quantisation (QDQ, per-channel weights) calibrated on uint8 frames
     (N,H,W,3) at the model's input size, preprocessed as the model's predictor does."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    q = require("onnxruntime.quantization", "onnx", "INT8 export")
+    CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static = (
+        q.CalibrationDataReader, q.CalibrationMethod, q.QuantFormat, q.QuantType, q.quantize_static)
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:

@@ -23,7 +23,7 @@ from ..classes import ClassTable
 from ..errors import InputError
 from ..nets import check_size
 from .engines import Engine, make_engine
-from .processing import Preprocess, as_rgb_uint8, to_ids
+from .processing import Preprocess, as_rgb_uint8, to_ids, upsample_ids
 
 
 class Predictor:
@@ -149,12 +149,15 @@ class Predictor:
 
     def ids(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 class ids (N,H,W) for uint8 frames at the model size, at `out_size` if given."""
-        return to_ids(self.logits(images, out_size))
+        return upsample_ids(self.logits(images), out_size)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 RGB (uint8, or float in [0,1]; HxW grey and HxWx4 also taken) -> HxW uint8 class ids
         at the same resolution."""
-        return to_ids(self.frame_logits(as_rgb_uint8(image)))[0]
+        image = as_rgb_uint8(image)
+        if self.native:
+            return to_ids(self.frame_logits(image))[0]
+        return self.ids(self.preprocess.resize(image)[None], image.shape[:2])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several frames (any sizes) -> their id masks."""
@@ -162,8 +165,4 @@ class Predictor:
         if self.native:
             return [to_ids(self.frame_logits(im))[0] for im in images]
         logits = self.run(self.preprocess(images))
-        out = []
-        for i, image in enumerate(images):
-            up = F.interpolate(logits[i:i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)
-            out.append(to_ids(up)[0])
-        return out
+        return [upsample_ids(logits[i:i + 1], image.shape[:2])[0] for i, image in enumerate(images)]

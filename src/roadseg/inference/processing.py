@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from ..data.samples import resize_image, to_tensor
 from ..errors import InputError
@@ -40,6 +41,36 @@ class Preprocess:
     def __call__(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Frames of any size -> one float NCHW batch at the network size."""
         return self.tensor(np.stack([self.resize(as_rgb_uint8(im)) for im in images]))
+
+
+CLASS_CHUNK = 2  # classes upsampled at a time: a 8900x8900 frame needs 0.6 GB per chunk, not 81 GB at once
+
+
+def upsample_ids(logits: torch.Tensor, size: tuple[int, int] | None) -> np.ndarray:
+    """(N,C,h,w) logits -> (N,H,W) uint8 ids of the logits upsampled (bilinear) to `size`: the same ids
+    as upsampling all the logits and taking the arg max, but a few classes at a time, keeping the
+    running maximum, so that a huge frame needs memory for two classes, not all of them."""
+    if size is None or tuple(logits.shape[-2:]) == tuple(size):
+        return to_ids(logits)
+    try:
+        best = ids = None
+        for start in range(0, logits.shape[1], CLASS_CHUNK):
+            up = F.interpolate(logits[:, start:start + CLASS_CHUNK], size=tuple(size), mode="bilinear",
+                               align_corners=False)
+            value, index = up.max(1)
+            index = (index + start).to(torch.uint8)
+            del up
+            if best is None:
+                best, ids = value, index
+            else:  # strictly greater: a tie keeps the lower class id, as argmax does
+                better = value > best
+                best, ids = torch.where(better, value, best), torch.where(better, index, ids)
+    except RuntimeError as e:
+        if "alloc" not in str(e).lower() and "memory" not in str(e).lower():
+            raise
+        raise InputError(None, f"a {size[0]}x{size[1]} frame needs more memory than is free",
+                         "segment a smaller frame") from None
+    return ids.cpu().numpy()
 
 
 def to_ids(logits: torch.Tensor) -> np.ndarray:

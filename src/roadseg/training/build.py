@@ -76,12 +76,23 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress)
     num_classes = cfg.num_classes
     if num_classes is None and layout.format == "generic":
-        num_classes = max(train.max_id(ignore), val.max_id(ignore) if len(val) else 0) + 1
+        num_classes = inferred_class_count(train, val, ignore)
     table = class_table(layout.format, num_classes, ignore)
     for cache in (train, val):
         for i, pair in enumerate(cache.pairs):
             check_ids(cache.masks[i].numpy(), pair.mask, table.num_classes, ignore)
     return PreparedData(layout, table, size, train, val)
+
+
+def inferred_class_count(train: SampleCache, val: SampleCache, ignore: int | None) -> int:
+    """Largest id + 1, refused when that id stands far above the others (a lone 255 for void pixels
+    would otherwise make a 256-class model)."""
+    ids = sorted(i for i in set(train.ids()) | set(val.ids()) if i != ignore)
+    if len(ids) >= 2 and ids[-1] - ids[-2] > 16:
+        raise InputError(None, f"class id {ids[-1]} stands far above the others (up to {ids[-2]}); counting "
+                         f"classes from it would make {ids[-1] + 1}",
+                         f"if id {ids[-1]} marks void pixels pass --ignore-index {ids[-1]}, else set --num-classes")
+    return (ids[-1] if ids else 0) + 1
 
 
 @dataclass

@@ -185,4 +185,8 @@ class Trainer:
 
     def close(self) -> None:
         self.log.close()
+        if self.world.distributed:  # DDP's reducer must go before its process group, or exit may abort
+            import gc
+            self.parts.net = self.parts.model
+            gc.collect()
         self.world.close()

@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from ..errors import InputError
+
 TERMS = ("ce", "ohem", "dice", "lovasz")
 LOSSES = ("ce", "dice", "ce+dice", "ohem", "ohem+dice", "lovasz", "ce+lovasz", "ohem+lovasz")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -110,7 +112,7 @@ def make_loss(name: str = "ce", ignore_index: int | None = None,
     terms = name.split("+")
     if not terms or any(t not in TERMS for t in terms) or len(set(terms)) != len(terms) \
             or {"ce", "ohem"} <= set(terms):
-        raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+        raise InputError(None, f"unknown loss {name!r}", f"choose one of {', '.join(LOSSES)}")
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros((), dtype=torch.float32)

@@ -1,0 +1,40 @@
+"""Settings are checked before anything is written: every key's type and range, one line naming the
+key and its flag (issue 14, item 23)."""
+import pytest
+
+from roadseg.cli import main
+from roadseg.config import TrainConfig
+from roadseg.errors import InputError
+
+
+@pytest.mark.parametrize("yaml_text, needle", [
+    ("lr: 1e-3\n", "lr (--lr) is '1e-3', not a number; YAML reads"),
+    ("epochs: two\n", "epochs (--epochs) is 'two', not a whole number"),
+    ('augment: "no"\n', "augment (--augment) is 'no', not true or false"),
+    ("aug_scale: [2, 1]\n", "aug_scale"),
+    ("optimizer: adamm\n", "choose one of adam, adamw, sgd"),
+    ("loss: focal\n", "unknown loss 'focal'"),
+])
+def test_bad_config_values_are_one_line(yaml_text, needle, carla_dir, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(carla_dir), "--config", str(tmp_path / "c.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
+                                         ("--lr", "-0.1"), ("--epochs", "0"), ("--epochs", "-2"),
+                                         ("--val-fraction", "1.5"), ("--dropout", "1")])
+def test_bad_flag_values_are_one_line(flag, value, carla_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert flag in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_good_settings_pass():
+    TrainConfig(lr=1, ema=0.999, dropout=0.0, num_classes=5, ignore_index=255, crop="32x32", aug_scale=[1, 1])
+    with pytest.raises(InputError):
+        TrainConfig(num_classes=300)
