@@ -6,6 +6,7 @@ Usage::
     predictor = roadseg.load("camvid")          # a shipped model name, a checkpoint path or a run folder
     mask = predictor.predict(frame)             # HxWx3 uint8 (or float in [0,1]) -> HxW class ids
     roadseg.nets.names()                        # the registered networks ('unet', ...)
+    run = roadseg.train("data", "runs/mine", init="camvid", epochs=20, batch_norm=True, base_filters=16)
 
 Importing roadseg or loading a model changes nothing in the caller's process: no matplotlib backend
 is chosen and the allocator is left alone. `roadseg.keep_freed_memory()` opts in to the glibc
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .inference.predictor import Predictor
 
-__all__ = ["Predictor", "UNet", "keep_freed_memory", "load", "nets", "__version__"]
+__all__ = ["Predictor", "UNet", "keep_freed_memory", "load", "nets", "train", "__version__"]
 __version__ = "0.1.0"
 # Imported on first use (PEP 562), so that `import roadseg` and the command line start without torch.
 _LAZY = {"Predictor": ("inference.predictor", "Predictor"), "UNet": ("nets", "UNet"),
@@ -43,3 +44,20 @@ def load(model: str | Path, device: str = "auto", backend: str = "torch", winogr
     """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid")."""
     from .inference.predictor import Predictor
     return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd)
+
+
+def train(data: str | Path, out: str | Path = "runs/train", *, init: str | None = None, resume: bool = False,
+          overwrite: bool = False, **settings: Any) -> Path:
+    """Train as `roadseg train` does and return the run folder; `settings` are the config keys
+    (`roadseg train --help`, long flag names with '_'), e.g.::
+
+        run = roadseg.train("data", "runs/mine", init="camvid", epochs=20,
+                            batch_norm=True, base_filters=16, classes="carla08")
+        predictor = roadseg.load(run)
+    """
+    from .checkpoint import resolve_model_path
+    from .config import TrainConfig
+    from .training import train as run
+    cfg = TrainConfig.from_dict({**settings, "data": str(data), "out": str(out), "init": init}, "roadseg.train")
+    return run(cfg, resume=resume, overwrite=overwrite,
+               inputs={"model given to --init": resolve_model_path(init, quiet=True) if init else None})

@@ -32,6 +32,13 @@ CAMVID_COLORS = [
     (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
 ]
 IGNORE_COLOR = (0, 0, 0)
+# CARLA 0.8: ids 0..12 with CARLA's meanings, and id 0 ("None") also holds the sky.
+CARLA08_NAMES = ["None"] + CARLA_NAMES[1:13]
+TABLE_NAMES = ("carla", "carla08", "camvid", "generic")
+# Classes that mean the same thing under different names in the known tables (for --init and maps).
+SAME_CLASS = [{"Sky"}, {"Building"}, {"Pole"}, {"Road"}, {"Pavement", "SideWalk"}, {"Tree", "Vegetation"},
+              {"SignSymbol", "TrafficSign"}, {"Fence"}, {"Car", "Vehicles"}, {"Pedestrian"}, {"Wall"},
+              {"RoadLine"}, {"Unlabeled", "None"}]
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,23 @@ def generic_table(num_classes: int, ignore_index: int | None = None) -> ClassTab
     return ClassTable([f"class_{i}" for i in range(num_classes)], colors, ignore_index)
 
 
+def related(source: list[str], target: list[str]) -> dict[int, int]:
+    """{target id: source id} for the classes of `target` that `source` also has (same name, or names
+    of one class in SAME_CLASS)."""
+    found = {}
+    for t, name in enumerate(target):
+        group = next((g for g in SAME_CLASS if name in g), {name})
+        match = [i for i, other in enumerate(source) if other in group]
+        if match:
+            found[t] = match[0]
+    return found
+
+
 def class_table(fmt: str, num_classes: int | None = None, ignore_index: int | None = None) -> ClassTable:
-    """The class table for a dataset format ('carla', 'camvid' or 'generic')."""
+    """The class table for a dataset format or table name: 'carla' (23), 'carla08' (CARLA 0.8's 13 ids,
+    sky at 0), 'camvid' (11 + unlabelled 11, ignored) or 'generic' (num_classes)."""
+    if fmt == "carla08":
+        return ClassTable(list(CARLA08_NAMES), CARLA_COLORS[:13], ignore_index)
     if fmt == "carla":
         n = num_classes or len(CARLA_NAMES)
         if n > len(CARLA_NAMES):

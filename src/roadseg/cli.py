@@ -42,6 +42,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int)
     p.add_argument("--ignore-index", help="mask id left out of loss and metrics: a number, none or auto")
     p.add_argument("--arch", help=f"network, by registry name: {', '.join(network_names())} (default unet)")
+    p.add_argument("--init", metavar="MODEL", help="start from this model's weights: a checkpoint, run folder or "
+                   "shipped name (tensors of matching name and shape; classifier rows of shared classes)")
+    p.add_argument("--freeze-encoder", type=int, metavar="EPOCHS", help="with --init: keep the encoder fixed "
+                   "for the first EPOCHS epochs")
+    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+                   help="class table of the masks (default: the layout's; carla08: CARLA 0.8, sky at id 0)")
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
     p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
     p.add_argument("--dropout", type=float)
@@ -102,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
     p.add_argument("--split", default="val", help="val, test, train or all")
+    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+                   help="class table of the data's masks (default: the layout's); must be the model's")
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
@@ -137,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
     p.add_argument("--num-classes", type=int)
+    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+                   help="class table of the masks (default: the layout's)")
     p.add_argument("--ignore-index", default="auto")
     p.add_argument("--fix-palette", metavar="COLOURS.json", help="convert colour-palette masks to id masks")
     p.add_argument("--out", help="folder for --fix-palette output")

@@ -28,6 +28,9 @@ def cmd_train(a: argparse.Namespace) -> None:
     from .training.distributed import is_main_process
     keys = set(TrainConfig.keys())
     overrides = {k: v for k, v in vars(a).items() if k in keys}
+    if a.resume and a.init:
+        raise RoadsegError("--init and --resume together: a resumed run continues its own weights; "
+                           "drop --init, or start a new run with it")
     if a.resume:
         if not (Path(a.resume) / "last.pt").is_file():
             raise RoadsegError(f"{a.resume}: no run to resume (no last.pt there); check the --resume path")
@@ -41,7 +44,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     if not cfg.data:
         raise RoadsegError("no dataset given; pass --data DIR (or set data: in --config)")
     _keep_freed_memory(cfg.device)
-    run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite, inputs={"config": a.config})
+    run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite,
+                inputs={"config": a.config, "model given to --init": _model_file(cfg.init) if cfg.init else None})
     if is_main_process():
         print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
 
@@ -59,7 +63,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, worst=a.worst if a.report else 0, backend=a.backend,
-                                    winograd=a.winograd, tta=a.tta, tile=a.tile)
+                                    winograd=a.winograd, tta=a.tta, tile=a.tile, classes=a.classes)
     print(format_report(report))
     if a.report:
         from .evaluation.report import write_report
@@ -107,7 +111,7 @@ def cmd_check(a: argparse.Namespace) -> int:
         written = fix_palette(a.data, a.fix_palette, a.out, a.format, overwrite=a.overwrite)
         print(f"wrote {_count(written, 'id mask')} to {a.out}")
         return 0
-    report = check_dataset(a.data, a.format, a.num_classes, a.ignore_index, progress=True)
+    report = check_dataset(a.data, a.format, a.num_classes, a.ignore_index, progress=True, classes=a.classes)
     print(report.text())
     return 0 if report.clean else 1
 

@@ -28,6 +28,7 @@ class TrainConfig:
     size: str = "96x128"
     resize: str = "bilinear"
     val_fraction: float = 0.2
+    classes: str | None = None          # a named class table (carla, carla08, camvid, generic); None: the format's
     num_classes: int | None = None      # None: from the format (carla 23, camvid 11) or the masks
     ignore_index: int | str | None = "auto"  # auto: none for carla/generic, 11 for camvid
     epochs: int = 40
@@ -35,6 +36,8 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     arch: str = "unet"                  # the network, by registry name (roadseg.nets.names())
+    init: str | None = None             # start from this model's weights (a checkpoint or shipped name)
+    freeze_encoder: int = 0             # with init: keep the encoder fixed for this many epochs
     base_filters: int = 32
     depth: int = 5
     dropout: float = 0.3
@@ -102,13 +105,14 @@ _KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (i
 _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list",
           "None": "none"}
 _CHOICES = {"format": ("auto", "carla", "camvid", "generic"), "resize": ("bilinear", "nearest"),
-            "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle")}
+            "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle"),
+            "classes": (None, "carla", "carla08", "camvid", "generic")}
 # (lowest, highest, whether the lowest itself is allowed): every number must also be finite
 _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, None, False),
            "weight_decay": (0, None, True), "val_fraction": (0, 1, True), "dropout": (0, 1, True),
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
-           "num_classes": (1, 256, True), "ema": (0, 1, True)}
+           "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True)}
 _HIGH_ALLOWED = {"num_classes", "aug_hflip"}  # ranges whose highest value is itself allowed
 
 

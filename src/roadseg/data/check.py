@@ -47,6 +47,7 @@ class CheckReport:
     num_classes: int
     ignore_index: int | None
     pairs: int = 0
+    table: str = ""                     # the class table the ids are read with (default: the format's)
     findings: list[Finding] = field(default_factory=list)
     encodings: Counter = field(default_factory=Counter)
     id_pixels: Counter = field(default_factory=Counter)
@@ -68,8 +69,8 @@ class CheckReport:
         total = sum(self.id_pixels.values())
         if total:
             lines.append("ids present (share of pixels):")
-            names = class_table(self.format, self.num_classes, self.ignore_index).names \
-                if self.format != "generic" else []
+            table = self.table or self.format
+            names = class_table(table, self.num_classes, self.ignore_index).names if table != "generic" else []
             for i in sorted(self.id_pixels):
                 name = names[i] if i < len(names) else ("ignored" if i == self.ignore_index else "")
                 lines.append(f"  {i:>3} {name:<14} {self.id_pixels[i] / total:8.3%}")
@@ -131,7 +132,8 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
 
 
 def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None = None,
-                  ignore_index: int | str | None = "auto", progress: bool = False) -> CheckReport:
+                  ignore_index: int | str | None = "auto", progress: bool = False,
+                  classes: str | None = None) -> CheckReport:
     """Read every file of the dataset once and collect all problems (raises only if it cannot be read at all)."""
     problems: list[InputError] = []
     try:
@@ -144,10 +146,11 @@ def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None =
             report.add(_kind(p), p)
         report.add("no-pairs", e)
         return report
-    ignore = resolve_ignore(ignore_index, layout.format)
+    table = classes or layout.format
+    ignore = resolve_ignore(ignore_index, table)
     if num_classes is None:
-        num_classes = class_table(layout.format).num_classes if layout.format != "generic" else 256
-    report = CheckReport(layout.root, layout.format, num_classes, ignore)
+        num_classes = class_table(table).num_classes if table != "generic" else 256
+    report = CheckReport(layout.root, layout.format, num_classes, ignore, table=table)
     for p in problems:
         report.add(_kind(p), p)
     pairs = [p for split in layout.splits.values() for p in split]
@@ -162,6 +165,11 @@ def check_dataset(root: str | Path, fmt: str = "auto", num_classes: int | None =
     for paths in hashes.values():
         for dup in paths[1:]:
             report.add("duplicate-frame", f"is the same frame as {paths[0]}; remove one of them", dup)
+    ids = set(report.id_pixels) - {report.ignore_index}
+    total = sum(report.id_pixels.values())
+    if table == "carla" and ids and max(ids) <= 12 and total and report.id_pixels.get(0, 0) / total > 0.05:
+        report.add("carla08", "masks use only ids 0..12, with no sky (13) and many pixels at 0: this looks like "
+                   "CARLA 0.8 data, where id 0 (None) holds the sky; use --classes carla08", layout.root)
     if 255 in report.id_pixels and report.ignore_index != 255:
         report.add("void-255", "masks use id 255, the common label for void (unlabelled) pixels; if that is what "
                    "it means, pass --ignore-index 255, or it becomes a class of its own", layout.root)

@@ -17,7 +17,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ..classes import TABLE_NAMES, ClassTable, class_table
 from ..config import parse_size
+from ..errors import InputError
 from ..data import Pair, SampleCache, check_ids, discover, load_pair, select_trained_split
 from ..data.imageio import atomic_write
 from ..inference.predictor import Predictor
@@ -67,23 +69,26 @@ def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = Fal
 def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False, backend: str = "torch",
-             winograd: bool = True, tta: bool = False, tile: str | None = None) -> dict[str, Any]:
+             winograd: bool = True, tta: bool = False, tile: str | None = None,
+             classes: str | None = None) -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
     return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
-                           winograd=winograd, tta=tta, tile=tile)[0]
+                           winograd=winograd, tta=tta, tile=tile, classes=classes)[0]
 
 
 def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
                     size: str | None = None, full_res: bool = False, batch_size: int = 16,
                     device: str = "auto", progress: bool = False, worst: int = 0,
                     backend: str = "torch", winograd: bool = True,
-                    tta: bool = False, tile: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
+                    tta: bool = False, tile: str | None = None,
+                    classes: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
     """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `size` (HxW or
     'native'), `backend`, `winograd`, `tta` and `tile` (HxW) as for Predictor."""
     predictor = Predictor.from_checkpoint(model, device, _size(size), backend, winograd, tta,
                                           parse_size(tile) if tile else None)
     table = predictor.table
     layout = discover(data, fmt)
+    check_tables(table, classes or layout.format, layout.root)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
     note = split_note(layout, split, predictor.meta.get("data", {}))
     cm = ConfusionMatrix(table.num_classes, table.ignore_index)
@@ -125,6 +130,20 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "training_history": predictor.meta.get("training", {}).get("history", []),
     }
     return report, kept
+
+
+def check_tables(model_table: ClassTable, data_table: str, root: Path) -> None:
+    """Refuse to score a model whose classes are not the data's (a CARLA model on CamVid masks would
+    print a meaningless score); generic data is checked by its ids only."""
+    if data_table == "generic":
+        return
+    expected = class_table(data_table)
+    if model_table.names != expected.names[:max(model_table.num_classes, 1)]:  # a first-N carla table fits
+        known = [n for n in TABLE_NAMES if n != "generic" and class_table(n).names == model_table.names]
+        model = f"the {known[0]} classes" if known else f"{model_table.num_classes} classes of its own"
+        raise InputError(root, f"holds {data_table} masks ({expected.num_classes} classes) but the model predicts {model}",
+                         "score it on data with its classes (--classes names the data's table), or fine-tune it "
+                         "on this data: roadseg train --init MODEL --data DIR")
 
 
 def split_note(layout: Any, split: str, trained: dict[str, Any]) -> str:

@@ -27,7 +27,8 @@ def check_size(size: tuple[int, int] | list[int], multiple: int = 16) -> None:
 
 class SegNet(nn.Module):
     """Base of every registered network. Subclasses set `self.settings` (the keyword arguments that
-    rebuild them, JSON-able, including `in_channels` and `num_classes`) and `size_multiple`."""
+    rebuild them, JSON-able, including `in_channels` and `num_classes`) and `size_multiple`, and name
+    their last layer `classifier` (its rows are the classes: --init copies or re-initialises them)."""
 
     arch: str = ""                      # the registry name, set by `register`
     settings: dict[str, Any]
@@ -44,6 +45,14 @@ class SegNet(nn.Module):
     @property
     def num_classes(self) -> int:
         return int(self.settings["num_classes"])
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What --freeze-encoder holds: the `encoder` module's parameters where the network has one,
+        else every parameter outside its `decoder` and `classifier`."""
+        encoder = getattr(self, "encoder", None)
+        if isinstance(encoder, nn.Module):
+            return list(encoder.parameters())
+        return [p for n, p in self.named_parameters() if not n.startswith(("decoder.", "classifier."))]
 
     def check_size(self, h: int, w: int) -> None:
         """Raise InputError unless an h x w input fits the network."""

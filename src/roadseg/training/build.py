@@ -24,6 +24,7 @@ from ..data.class_weights import class_weights
 from ..device import amp_dtype
 from ..errors import InputError
 from .distributed import World, is_main_process
+from .init import init_from
 from .losses import make_loss
 from .optim import make_optimizer, make_scheduler
 
@@ -70,14 +71,15 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     nets.check_size(size, size_multiple(cfg))
     layout = discover(cfg.data, cfg.format)
     train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
-    ignore = resolve_ignore(cfg.ignore_index, layout.format)
+    table_name = cfg.classes or layout.format
+    ignore = resolve_ignore(cfg.ignore_index, table_name)
     progress = cfg.progress and is_main_process()
     train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress)
     val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress)
     num_classes = cfg.num_classes
-    if num_classes is None and layout.format == "generic":
+    if num_classes is None and table_name == "generic":
         num_classes = inferred_class_count(train, val, ignore)
-    table = class_table(layout.format, num_classes, ignore)
+    table = class_table(table_name, num_classes, ignore)
     for cache in (train, val):
         for i, pair in enumerate(cache.pairs):
             check_ids(cache.masks[i].numpy(), pair.mask, table.num_classes, ignore)
@@ -108,13 +110,16 @@ class Parts:
     augmenter: Augmenter | None
     scaler: torch.amp.GradScaler
     memory_format: torch.memory_format
+    init: dict[str, Any] | None = None  # what --init copied (training.init_from's summary)
 
 
-def build_parts(cfg: TrainConfig, data: PreparedData, world: World) -> Parts:
-    """The network (seeded from cfg.seed) and its optimizer, schedule, loss, augmenter and scaler."""
+def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool = True) -> Parts:
+    """The network (seeded from cfg.seed, then --init's weights if `fresh`: a resumed run restores its
+    own) and its optimizer, schedule, loss, augmenter and scaler."""
     device = world.device
     torch.manual_seed(cfg.seed)
     model = nets.create(cfg.arch, **network_settings(cfg, data.table.num_classes))
+    init = init_from(model, cfg.init, data.table) if cfg.init and fresh else None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     # fp32 steps on the CPU run the wide 3x3 convs as Winograd (bf16 autocast steps do not)
@@ -126,7 +131,8 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World) -> Parts:
         from torch.nn.parallel import DistributedDataParallel
         if cfg.sync_bn and cfg.batch_norm and device.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=cfg.freeze_encoder > 0)
     if cfg.compile:
         net = torch.compile(net)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
@@ -145,4 +151,4 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World) -> Parts:
                               fill_mask=table.ignore_index if table.ignore_index is not None else 0)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
-                 augmenter, scaler, memory_format)
+                 augmenter, scaler, memory_format, init)

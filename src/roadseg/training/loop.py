@@ -24,6 +24,7 @@ from ..errors import RoadsegError
 from ..evaluation.metrics import ConfusionMatrix
 from .build import PreparedData, build_parts
 from .distributed import World
+from .init import set_encoder_trainable
 from .outputs import RunLog
 from .signals import Interrupted, StopSignals
 from .state import run_checkpoint
@@ -43,12 +44,13 @@ class Trainer:
     """One run: the parts built from `cfg` (`self.parts`), the epoch, history and best score; `fit()`
     trains to `cfg.epochs`."""
 
-    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, world: World | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, world: World | None = None,
+                 resume: bool = False) -> None:
         self.cfg, self.data, self.out = cfg, data, out
         self.world = world or World.from_env(cfg.device)
         self.device = self.world.device
         self.batch_size = self.world.local_batch(cfg.batch_size)
-        self.parts = build_parts(cfg, data, self.world)
+        self.parts = build_parts(cfg, data, self.world, fresh=not resume)
         self.ema = None
         if cfg.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -58,6 +60,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_miou = -math.inf
         self.resumes: list[dict[str, Any]] = []  # settings changed by each --resume
+        self.init = self.parts.init  # where the weights started (--init), kept across resumes
         self.signals = StopSignals()
         self.log = RunLog(out, cfg.tensorboard and self.world.main, cfg.progress)
 
@@ -150,6 +153,8 @@ class Trainer:
             save_checkpoint(run_checkpoint(self), self.out / "last.pt")  # epoch 0: resumable from the first step
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
+            if cfg.freeze_encoder:  # derived from the epoch, so a resumed run freezes exactly as before
+                set_encoder_trainable(self.parts.model, self.epoch >= cfg.freeze_encoder)
             train_scores = self._run_epoch(self.data.train, train=True)
             with torch.no_grad():
                 val_scores = self._run_epoch(self.data.val, train=False) if len(self.data.val) else {}

@@ -74,7 +74,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         before = TrainConfig.from_dict(ckpt["training"]["config"], str(out / "last.pt"))
         changes = resume_changes(before, cfg)
     data = prepare_data(cfg)
-    trainer = Trainer(cfg, data, out)  # checks every setting before anything is written
+    trainer = Trainer(cfg, data, out, resume=resume)  # checks every setting before anything is written
     main = trainer.world.main
     lock = RunLock(out) if main else None
     try:

@@ -26,7 +26,8 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
     training = {"epoch": trainer.epoch, "history": list(trainer.history), "config": cfg.to_dict(),
                 "class_weights": None if parts.class_weights is None else parts.class_weights.tolist(),
                 "best_val_mean_iou": trainer.best_miou if trainer.best_miou > -math.inf else None,
-                "metrics": trainer.history[-1] if trainer.history else {}, "resumes": list(trainer.resumes)}
+                "metrics": trainer.history[-1] if trainer.history else {}, "resumes": list(trainer.resumes),
+                "init": trainer.init}
     source = {"root": str(data.layout.root), "format": data.layout.format, "val_fraction": cfg.val_fraction,
               "seed": cfg.seed, "train_images": len(data.train), "val_images": len(data.val)}
     run_state: dict[str, Any] = {}
@@ -63,5 +64,6 @@ def restore(trainer: "Trainer", ckpt: dict[str, Any]) -> None:
     trainer.epoch = int(ckpt["training"]["epoch"])
     trainer.history = list(ckpt["training"]["history"])
     trainer.resumes = list(ckpt["training"].get("resumes", []))
+    trainer.init = ckpt["training"].get("init")
     best = ckpt["training"].get("best_val_mean_iou")
     trainer.best_miou = -math.inf if best is None else float(best)
