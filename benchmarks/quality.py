@@ -1,9 +1,15 @@
 """Accuracy benchmark: score a checkpoint on a dataset split and record a row in RESULTS.md
 beside the published numbers for CamVid (read from the dataset's README).
 
+With --zoo, the model zoo's scoreboard instead: for each shipped model (or each --model given), its
+network, parameters, GFLOPs at its input size, val mIoU at full resolution with and without flip TTA,
+fp32 and INT8 frames/s in OpenVINO at batch 1 and its size on this machine, and its training hours
+(from its card); a markdown table printed, and added to RESULTS.md unless --no-write.
+
 Usage:
     python benchmarks/quality.py --model camvid --data ../shared/data/camvid --split val
     python benchmarks/quality.py --model runs/camvid/best.pt --data ../shared/data/camvid --no-write
+    python benchmarks/quality.py --zoo --data ../shared/data/camvid
 """
 from __future__ import annotations
 
@@ -44,15 +50,64 @@ def machine() -> str:
     return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
 
 
+def zoo(models: list[str], data: str, split: str, write: bool) -> int:
+    """The scoreboard: one row per model."""
+    import time
+
+    import numpy as np
+
+    from roadseg.checkpoint import build_model, load_checkpoint, shipped_names
+    from roadseg.inference.engines import OpenVinoEngine
+    from roadseg.inference.export import onnx_bytes
+    from roadseg.inference.processing import Preprocess
+    from roadseg.inference.zoo import forward_gflops, int8_fps
+    rows = ["| model | network | parameters | GFLOPs (size) | val mIoU | val mIoU, flip TTA | fp32 frames/s | "
+            "INT8 frames/s | training |", "|" + " --- |" * 9]
+    for name in models or shipped_names():
+        ckpt = load_checkpoint(name)
+        net = build_model(ckpt)
+        size = tuple(ckpt["input"]["size"])
+        plain = evaluate(name, data, split=split, full_res=True)["mean_iou"]
+        tta = evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
+        pre = Preprocess(ckpt["input"])
+        x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))
+        engine = OpenVinoEngine(onnx_bytes(ckpt))
+        engine(x)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            engine(x)
+        fp32 = 20 / (time.perf_counter() - t0)
+        hours = ckpt.get("card", {}).get("cpu_hours", "-")
+        rows.append(f"| {name} | {ckpt['model']['arch']} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
+                    f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f} | "
+                    f"{tta:.4f} | {fp32:.0f} | {int8_fps(ckpt):.0f} | {str(hours).split(' (')[0]} |")
+        print(rows[-1], flush=True)
+    table = "\n".join(rows)
+    print(table)
+    if write:
+        text = RESULTS.read_text()
+        text += (f"\n## Model zoo scoreboard ({datetime.date.today()}, {machine()})\n\n"
+                 f"Command: `python benchmarks/quality.py --zoo --data {data}`; CamVid {split} at full resolution; "
+                 "frames/s in OpenVINO, batch 1, at each model's own size.\n\n" + table + "\n")
+        RESULTS.write_text(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", action="append", help="a model (repeatable with --zoo; default: the shipped ones)")
+    p.add_argument("--zoo", action="store_true", help="the zoo's scoreboard instead of one model's classes")
     p.add_argument("--data", required=True)
     p.add_argument("--format", default="auto")
     p.add_argument("--split", default="val")
     p.add_argument("--no-full-res", action="store_true", help="score at the model size instead")
     p.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
     a = p.parse_args(argv)
+    if a.zoo:
+        return zoo(a.model or [], a.data, a.split, not a.no_write)
+    if not a.model or len(a.model) != 1:
+        p.error("give one --model (or --zoo)")
+    a.model = a.model[0]
     r = evaluate(a.model, a.data, a.format, a.split, full_res=not a.no_full_res)
     published = published_numbers(Path(a.data))
     print(f"{a.model} on {a.data} ({a.split}, {r['num_images']} images, "

@@ -116,3 +116,22 @@ def test_signals_end_a_command_in_one_line_and_leave_no_temporary_files(tmp_path
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("roadseg: interrupted")
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_help_shows_defaults_and_examples_and_version(capsys):
+    """Issue 13, item 1 (part): --version, defaults shown, examples at the end of every command's help."""
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("roadseg ")
+    for command in ("train", "predict", "evaluate", "export", "check", "models"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:\n  roadseg " + command in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 40)" in text and "(default: 0.001)" in text  # the notebook's epochs and lr
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "shipped model: camvid" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")

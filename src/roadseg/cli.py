@@ -31,15 +31,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset folder (CARLA, CamVid or generic layout)")
     p.add_argument("--out", help="run folder to write (default runs/train)")
     p.add_argument("--config", help="YAML file of settings; flags override it")
-    p.add_argument("--format", choices=FORMAT_CHOICES)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout")
+    p.add_argument("--epochs", type=int, help="passes over the training frames")
+    p.add_argument("--batch-size", type=int, help="frames per step (the global batch under torchrun)")
+    p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--size", help="network input HEIGHTxWIDTH (default 96x128)")
     p.add_argument("--resize", choices=["bilinear", "nearest"], help="image resize filter (masks: nearest)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the split, the initialisation and the sample order")
     p.add_argument("--val-fraction", type=float, help="held-out share when the layout has no val split")
-    p.add_argument("--num-classes", type=int)
+    p.add_argument("--num-classes", type=int, help="classes (default: the table's; generic: the largest id + 1)")
     p.add_argument("--ignore-index", help="mask id left out of loss and metrics: a number, none or auto")
     p.add_argument("--arch", help=f"network, by registry name: {', '.join(network_names())} (default unet)")
     p.add_argument("--init", metavar="MODEL", help="start from this model's weights: a checkpoint, run folder or "
@@ -50,8 +50,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="class table of the masks (default: the layout's; carla08: CARLA 0.8, sky at id 0)")
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
     p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--dropout", type=float, help="dropout of the networks that take it")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="batch normalisation after each conv (unet)")
     p.add_argument("--crop", help="train on random HEIGHTxWIDTH crops (evaluation stays at --size)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random scale, horizontal flip, colour jitter")
@@ -61,28 +62,76 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
                    "or two joined with + (default ce)")
     p.add_argument("--class-weights", help="none, median-frequency or a JSON/YAML list")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["none", "poly", "cosine", "onecycle"])
-    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="adam is the notebook's")
+    p.add_argument("--weight-decay", type=float, help="weight decay (decoupled with adamw)")
+    p.add_argument("--schedule", choices=["none", "poly", "cosine", "onecycle"], help="learning-rate schedule, per step")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the schedule")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (e.g. 0.999) for validation and the saved model")
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better val mIoU")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA fp16/bf16; bf16 on CPUs with AVX512-BF16 or AMX); --no-amp for fp32")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC tensors (faster on CPUs and recent GPUs)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; the first step's time includes compiling")
     p.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=None,
                    help="fp32 training on the CPU: run 3x3 convs with 64+ channels as Winograd F(4x4,3x3) "
                    "(default off: measured 1.1-1.25x faster on a Zen 5 CPU only)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars and a line per epoch")
     p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="SyncBatchNorm across GPUs under torchrun")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
                    help="write TensorBoard event files to RUN/tensorboard")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    from .config import TrainConfig
+    defaults = TrainConfig().to_dict()
+    for action in p._actions:  # the flags default to None (so --config can set them); show the real default
+        if action.dest in defaults and defaults[action.dest] not in (None, ""):
+            action.help = (action.help or action.dest.replace("_", " ")) + f" (default: {defaults[action.dest]})"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (where it has one worth showing) and keeps the examples' lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" not in text and action.default not in (None, False, [], argparse.SUPPRESS) \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = {
+    "synth": ["roadseg synth data --count 300", "roadseg synth big --count 50 --size 720x1280 --seed 1"],
+    "train": ["roadseg train --data data --out runs/carla",
+              "roadseg train --config configs/camvid-fast.yaml --data ../shared/data/camvid --out runs/fast",
+              "roadseg train --resume runs/carla --epochs 60"],
+    "evaluate": ["roadseg evaluate --model camvid --data ../shared/data/camvid --full-res",
+                 "roadseg evaluate --model runs/carla --data data --report report --json scores.json"],
+    "predict": ["roadseg predict --model camvid frames/ --out preds --overlay",
+                "roadseg predict --model camvid-fast drive.mp4 --out preds",
+                "roadseg predict --model runs/carla --compare data --out figures --limit 8"],
+    "check": ["roadseg check data", "roadseg check masks_set --fix-palette colours.json --out fixed"],
+    "import-keras": ["roadseg import-keras unet.h5 unet.pt"],
+    "export": ["roadseg export --model runs/x --format onnx x.onnx",
+               "roadseg export --model runs/x --format onnx-int8 --calibration data x8.onnx"],
+    "models": ["roadseg models", "roadseg models --speed"],
+    "info": ["roadseg info camvid", "roadseg info runs/carla/best.pt"],
+    "demo": ["roadseg demo", "roadseg demo --out runs/demo2 --epochs 5"],
+}
+
+
+def _examples(command: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[command])
+
+
+def _model_help() -> str:
+    from .checkpoint import shipped_names
+    return ("a checkpoint (.pt), a run folder (its best.pt), an exported .onnx file, or a shipped model: "
+            + ", ".join(shipped_names()))
 
 
 def _add_overwrite(p: argparse.ArgumentParser, what: str = "existing output files") -> None:
@@ -91,22 +140,30 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str = "existing output file
 
 def build_parser() -> argparse.ArgumentParser:
     from .inference.engines import BACKENDS
-    parser = argparse.ArgumentParser(prog="roadseg", description="Road-scene segmentation with a U-Net.")
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="roadseg", description="Per-pixel road-scene segmentation: train, "
+                                     "evaluate, predict, check, export.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"roadseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kw):  # every command: defaults shown, examples at the end
+        return _add_parser(name, formatter_class=HelpFormatter, epilog=_examples(name), **kw)
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("synth", help="write synthetic CARLA-format scenes")
-    p.add_argument("out")
-    p.add_argument("--count", type=int, default=100)
+    p.add_argument("out", help="folder to write CameraRGB/ and CameraMask/ into")
+    p.add_argument("--count", type=int, default=100, help="frames to write")
     p.add_argument("--size", default="480x640", help="HEIGHTxWIDTH of the frames (CARLA: 480x640)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same frames")
     _add_overwrite(p, "the frames of an existing CameraRGB/ and CameraMask/")
 
     _add_train_args(sub.add_parser("train", help="train a network (the notebook's U-Net by default)"))
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a dataset")
-    p.add_argument("--model", required=True, help="checkpoint path or shipped model name")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
+    p.add_argument("--model", required=True, help=_model_help())
+    p.add_argument("--data", required=True, help="dataset folder (CARLA, CamVid or generic layout)")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="dataset layout")
     p.add_argument("--split", default="val", help="val, test, train or all")
     p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
                    help="class table of the data's masks (default: the layout's); must be the model's")
@@ -114,19 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--json", help="write the scores as JSON here")
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
     p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine")
     p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
     _add_overwrite(p, "an existing --json file or --report page")
 
     p = sub.add_parser("predict", help="segment frames")
-    p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("inputs", nargs="*", help="image files, folders, glob patterns or videos")
+    p.add_argument("--model", required=True, help=_model_help())
+    p.add_argument("--out", required=True, help="folder for <stem>.png (ids), <stem>_color.png, overlays")
     p.add_argument("--overlay", action="store_true", help="also write image/colour blends")
     p.add_argument("--compare", metavar="DATA", help="write image | true | predicted figures for DATA's frames")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
@@ -138,16 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
     _add_overwrite(p, "existing output files in --out")
 
     p = sub.add_parser("check", help="report every problem in a dataset, without training")
-    p.add_argument("data")
-    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto")
-    p.add_argument("--num-classes", type=int)
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="dataset layout")
+    p.add_argument("--num-classes", type=int, help="classes the masks may hold (default: the table's)")
     p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
                    help="class table of the masks (default: the layout's)")
-    p.add_argument("--ignore-index", default="auto")
+    p.add_argument("--ignore-index", default="auto", help="mask id that is not a class: a number, none or auto")
     p.add_argument("--fix-palette", metavar="COLOURS.json", help="convert colour-palette masks to id masks")
     p.add_argument("--out", help="folder for --fix-palette output")
     _add_overwrite(p, "existing --fix-palette output masks")
@@ -159,29 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(p, "an existing checkpoint file")
 
     p = sub.add_parser("export", help="export a checkpoint: slim .pt (optionally fp16) or ONNX")
-    p.add_argument("--model", required=True)
-    p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True)
+    p.add_argument("--model", required=True, help=_model_help())
+    p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True,
+                   help="pt: slim checkpoint; onnx: fp32 ONNX; onnx-int8: static INT8 (QDQ) ONNX")
     p.add_argument("--calibration", metavar="DATA", help="onnx-int8: dataset whose training frames calibrate")
-    p.add_argument("--calibration-frames", type=int, default=32)
+    p.add_argument("--calibration-frames", type=int, default=32, help="onnx-int8: frames used to calibrate")
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
     p.add_argument("--logit-adjustment", type=float, default=0.0, metavar="TAU",
                    help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
-    p.add_argument("out")
+    p.add_argument("out", help="file to write")
     _add_overwrite(p, "an existing output file")
 
     p = sub.add_parser("models", help="list the models shipped with roadseg")
     p.add_argument("--speed", action="store_true", help="measure INT8 frames/s here (OpenVINO, batch 1)")
 
     p = sub.add_parser("info", help="describe a checkpoint")
-    p.add_argument("model")
+    p.add_argument("model", help=_model_help())
 
     p = sub.add_parser("demo", help="synthesise data, train, evaluate and predict end to end")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="folder for the demo's data, run and outputs")
+    p.add_argument("--frames", type=int, default=300, help="synthetic frames (80%% train, 20%% held out)")
+    p.add_argument("--epochs", type=int, default=25, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=8, help="training batch")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     _add_overwrite(p, "an earlier demo run in --out")
     return parser
 

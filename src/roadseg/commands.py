@@ -62,7 +62,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         plan_files([Path(a.report) / "index.html"], overwrite=a.overwrite)
     _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
-                                    a.device, worst=a.worst if a.report else 0, backend=a.backend,
+                                    a.device, progress=not a.quiet, worst=a.worst if a.report else 0,
+                                    backend=a.backend,
                                     winograd=a.winograd, tta=a.tta, tile=a.tile, classes=a.classes)
     print(format_report(report))
     if a.report:
@@ -99,7 +100,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
         written = compare_pairs(predictor, pairs, out)
         print(f"wrote {_count(written, 'comparison figure')} to {a.out}")
     if a.inputs:
-        written = predict_files(predictor, a.inputs, out, a.overlay, a.overwrite)
+        written = predict_files(predictor, a.inputs, out, a.overlay, a.overwrite, progress=not a.quiet)
         print(f"wrote {_count(written, 'file')} to {a.out}")
 
 

@@ -93,7 +93,10 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     note = split_note(layout, split, predictor.meta.get("data", {}))
     cm = ConfusionMatrix(table.num_classes, table.ignore_index)
     per_frame, kept = [], []
+    from tqdm import tqdm
+    bar = tqdm(total=len(pairs), desc="evaluate", unit="frame", leave=False, disable=None if progress else True)
     for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):
+        bar.update(1)
         one = ConfusionMatrix(table.num_classes, table.ignore_index)
         one.update(torch.from_numpy(frame.pred), torch.from_numpy(frame.mask))
         cm.merge(one.matrix)
@@ -103,6 +106,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
                           "pixel_accuracy": _clean(s["pixel_accuracy"])})
         if worst:
             kept = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))[:worst]
+    bar.close()
     scores = cm.compute()
     report = {
         "model": str(model),

@@ -67,11 +67,11 @@ def plan_outputs(inputs: Sequence[str], paths: Sequence[Path], out: Path, with_o
 
 
 def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
-                  with_overlay: bool = False, overwrite: bool = False) -> list[Path]:
+                  with_overlay: bool = False, overwrite: bool = False, progress: bool = False) -> list[Path]:
     """Write <stem>.png (ids), <stem>_color.png and optionally <stem>_overlay.png for every input.
 
     Every output name and every input is checked before anything is written (`plan_outputs`); existing
-    outputs are replaced only with `overwrite`."""
+    outputs are replaced only with `overwrite`. `progress` shows a bar on stderr when it is a terminal."""
     from .video import VIDEO_SUFFIXES, predict_video  # imageio-ffmpeg is optional
     out = Path(out)
     paths = expand_inputs(inputs)
@@ -86,7 +86,8 @@ def predict_files(predictor: Predictor, inputs: Sequence[str], out: str | Path,
         stats = predict_video(predictor, p, target)
         print(f"{p}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {target}", flush=True)
         written.append(target)
-    for p in images:
+    from tqdm import tqdm
+    for p in tqdm(images, desc="predict", unit="frame", leave=False, disable=None if progress else True):
         image = read_image(p)
         ids = predictor.predict(image)
         colors = colorize(ids, predictor.table)
