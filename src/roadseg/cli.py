@@ -185,7 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="image files, folders, glob patterns or videos")
     p.add_argument("--model", required=True, help=_model_help())
     p.add_argument("--out", required=True, help="folder for <stem>.png (ids), <stem>_color.png, overlays")
-    p.add_argument("--overlay", action="store_true", help="also write image/colour blends")
+    p.add_argument("--overlay", action="store_true", help="also write image/colour blends (<stem>_overlay.png)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
+    p.add_argument("--legend", action="store_true", help="draw the classes present, with their colours, on the overlay")
+    p.add_argument("--probs", action="store_true",
+                   help="also write <stem>_conf.png: each pixel's confidence (max softmax) as a 16-bit PNG")
+    p.add_argument("--skip-errors", action="store_true", help="report each unreadable input in one line, go on "
+                   "with the rest, and exit 1 if any was skipped (default: stop before writing anything)")
     p.add_argument("--compare", metavar="DATA", help="write image | true | predicted figures for DATA's frames")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
     p.add_argument("--split", default="val", help="split of --compare DATA")

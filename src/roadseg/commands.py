@@ -7,6 +7,7 @@ Usage: ``COMMANDS["predict"](args)``  (the CLI's `main` does this)
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -74,19 +75,22 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         print(f"scores written to {a.json}")
 
 
-def cmd_predict(a: argparse.Namespace) -> None:
+def cmd_predict(a: argparse.Namespace) -> int:
     from .config import parse_size
     from .data import discover, select_trained_split
     from .evaluation.compare import compare_pairs
-    from .inference.files import expand_inputs, plan_outputs, predict_files
+    from .inference.files import Outputs, expand_inputs, plan_outputs, predict_files
     from .inference.predictor import Predictor
     from .safety import plan_files, refuse_overlap
     if not a.inputs and not a.compare:
         raise RoadsegError("nothing to predict; give image files/folders or --compare DATA")
     _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     out = Path(a.out)
+    if not 0 <= a.alpha <= 1:
+        raise RoadsegError(f"--alpha {a.alpha} is outside 0..1; use e.g. 0.5")
+    outputs = Outputs(a.overlay or a.legend, a.alpha, a.legend, a.probs)
     if a.inputs:  # every output checked before the model is even loaded
-        plan_outputs(a.inputs, expand_inputs(a.inputs), out, a.overlay, a.overwrite)
+        plan_outputs(a.inputs, expand_inputs(a.inputs), out, outputs, a.overwrite)
     size = None if not a.size else "native" if a.size == "native" else parse_size(a.size)
     predictor = Predictor.from_checkpoint(a.model, a.device, size, a.backend, a.winograd, a.tta,
                                           parse_size(a.tile) if a.tile else None)
@@ -100,8 +104,13 @@ def cmd_predict(a: argparse.Namespace) -> None:
         written = compare_pairs(predictor, pairs, out)
         print(f"wrote {_count(written, 'comparison figure')} to {a.out}")
     if a.inputs:
-        written = predict_files(predictor, a.inputs, out, a.overlay, a.overwrite, progress=not a.quiet)
+        written, skipped = predict_files(predictor, a.inputs, out, outputs, a.overwrite, progress=not a.quiet,
+                                         skip_errors=a.skip_errors)
         print(f"wrote {_count(written, 'file')} to {a.out}")
+        if skipped:
+            print(f"roadseg: skipped {_count(skipped, 'unreadable input')}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def cmd_check(a: argparse.Namespace) -> int:

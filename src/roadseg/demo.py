@@ -16,7 +16,7 @@ from .errors import InputError
 from .safety import refuse_deleting_here
 from .evaluation.compare import compare_pairs
 from .evaluation.evaluate import evaluate, format_report, write_json
-from .inference.files import predict_files
+from .inference.files import Outputs, predict_files
 from .inference.predictor import Predictor
 from .training import train
 
@@ -64,7 +64,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = 300, epochs: int = 25,
     predictor = Predictor.from_checkpoint(best)
     pairs = select_split(discover(data), "val", cfg.val_fraction, cfg.seed)
     compare_pairs(predictor, pairs[:6], out / "compare")
-    predict_files(predictor, [str(p.image) for p in pairs[:6]], out / "predictions", with_overlay=True)
+    predict_files(predictor, [str(p.image) for p in pairs[:6]], out / "predictions", Outputs(overlay=True, legend=True))
     minutes = (time.perf_counter() - t0) / 60
     print(f"\ndone in {minutes:.1f} min. Outputs in {out}:")
     for path, what in [(data, "synthetic CARLA-format frames (CameraRGB/, CameraMask/)"),

@@ -93,3 +93,47 @@ def test_evaluate_and_predict_take_the_inference_options(trained, carla_dir, tmp
     assert main(["predict", "--model", str(trained / "best.pt"), str(carla_dir / "CameraRGB" / "000001.png"),
                  "--out", str(tmp_path), "--tta", "--size", "native"]) == 0
     assert Image.open(tmp_path / "000001.png").size == (160, 120)
+
+
+def test_probabilities_and_confidence_maps(trained, carla_dir, tmp_path):
+    """Issue 13, item 4."""
+    p = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False)
+    frame = np.asarray(Image.open(carla_dir / "CameraRGB" / "000001.png").convert("RGB"))
+    probs = p.probabilities(frame)
+    assert probs.shape == (120, 160, 23) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(2), 1, atol=1e-4) and (probs.argmax(2) == p.predict(frame)).mean() > 0.999
+    assert main(["predict", "--model", str(trained / "best.pt"), str(carla_dir / "CameraRGB" / "000001.png"),
+                 "--out", str(tmp_path), "--probs", "--no-winograd"]) == 0
+    conf = np.asarray(Image.open(tmp_path / "000001_conf.png"))
+    assert conf.dtype == np.uint16 and conf.shape == (120, 160)
+    assert abs(conf / 65535 - probs.max(2)).max() < 1e-3
+
+
+def test_overlay_alpha_and_legend(trained, carla_dir, tmp_path):
+    frame = str(carla_dir / "CameraRGB" / "000002.png")
+    for name, extra in (("a", ["--alpha", "0"]), ("b", ["--alpha", "1"]), ("c", ["--legend"])):
+        assert main(["predict", "--model", str(trained / "best.pt"), frame, "--out", str(tmp_path / name),
+                     "--overlay", *extra]) == 0
+    original = np.asarray(Image.open(frame).convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / "000002_overlay.png")), original)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b" / "000002_overlay.png")),
+                          np.asarray(Image.open(tmp_path / "b" / "000002_color.png")))
+    legend = np.asarray(Image.open(tmp_path / "c" / "000002_overlay.png"))
+    plain = np.asarray(Image.open(tmp_path / "c" / "000002_color.png")) * 0.5 + original * 0.5
+    assert (np.abs(legend[:10, :10].astype(float) - plain[:10, :10]) > 10).any()  # the legend box
+    assert np.abs(legend[-20:, -20:].astype(float) - plain[-20:, -20:]).max() <= 1  # the rest as it was
+
+
+def test_skip_errors_goes_on_and_exits_1(trained, carla_dir, tmp_path, capsys):
+    """Issue 13, item 5: each unreadable input in one line, the rest predicted, exit 1."""
+    bad = tmp_path / "in" / "broken.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = carla_dir / "CameraRGB" / "000003.png"
+    args = ["predict", "--model", str(trained / "best.pt"), str(bad), str(good), "--out"]
+    assert main([*args, str(tmp_path / "strict")]) == 2 and not (tmp_path / "strict").exists()
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "lenient"), "--skip-errors"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.png" in err and "skipped 1 unreadable input" in err
+    assert (tmp_path / "lenient" / "000003.png").exists() and not (tmp_path / "lenient" / "broken.png").exists()

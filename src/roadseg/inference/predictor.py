@@ -159,6 +159,11 @@ class Predictor:
             return to_ids(self.frame_logits(image))[0]
         return self.ids(self.preprocess.resize(image)[None], image.shape[:2])[0]
 
+    @torch.no_grad()
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """HxWxC float32 class probabilities (softmax) at one frame's own resolution."""
+        return self.frame_logits(as_rgb_uint8(image))[0].softmax(0).permute(1, 2, 0).contiguous().numpy()
+
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several frames (any sizes) -> their id masks."""
         images = [as_rgb_uint8(im) for im in images]
