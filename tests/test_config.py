@@ -25,7 +25,7 @@ def test_bad_config_values_are_one_line(yaml_text, needle, carla_dir, tmp_path, 
 
 
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
-                                         ("--lr", "-0.1"), ("--epochs", "0"), ("--epochs", "-2"),
+                                         ("--lr", "-0.1"), ("--lr", "inf"), ("--epochs", "0"), ("--epochs", "-2"),
                                          ("--val-fraction", "1.5"), ("--dropout", "1")])
 def test_bad_flag_values_are_one_line(flag, value, carla_dir, tmp_path, capsys):
     out = tmp_path / "run"

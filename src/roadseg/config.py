@@ -108,7 +108,7 @@ _CHOICES = {"format": ("auto", "carla", "camvid", "generic"), "resize": ("biline
             "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle"),
             "classes": (None, "carla", "carla08", "camvid", "generic")}
 # (lowest, highest, whether the lowest itself is allowed): every number must also be finite
-_RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, None, False),
+_RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, None, True),
            "weight_decay": (0, None, True), "val_fraction": (0, 1, True), "dropout": (0, 1, True),
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),

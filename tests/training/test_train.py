@@ -107,6 +107,12 @@ def test_early_stopping(tmp_path, carla_dir):
     run = train(tiny_config(carla_dir, tmp_path / "r", epochs=30, patience=1, lr=0.0))
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(rows) == 2  # lr 0: nothing improves after epoch 1
+    from roadseg.evaluation.plots import best_epoch, curves_figure
+    history = load_checkpoint(run / "last.pt")["training"]["history"]
+    assert best_epoch(history) == 1
+    figure = curves_figure(history, "early stop after epoch 2")
+    assert figure._suptitle.get_text() == "early stop after epoch 2"
+    assert any("best epoch 1" in (line.get_label() or "") for line in figure.axes[2].get_lines())
 
 
 def test_bad_crop_writes_nothing(tmp_path, carla_dir):

@@ -29,25 +29,38 @@ def figure_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def plot_curves(history: list[dict], path: str | Path) -> Path:
+def plot_curves(history: list[dict], path: str | Path, note: str = "") -> Path:
     """Loss, pixel accuracy and mean IoU per epoch, train and val, written to `path`."""
-    return _save(curves_figure(history), path)
+    return _save(curves_figure(history, note), path)
 
 
-def curves_figure(history: list[dict]) -> Figure:
-    """Loss, pixel accuracy and mean IoU per epoch, train and val."""
-    fig = Figure(figsize=(14, 4))
+def best_epoch(history: list[dict]) -> int | None:
+    """The epoch with the best val mean IoU (train mean IoU without a val split), as best.pt holds."""
+    key = "val_mean_iou" if any(row.get("val_mean_iou") is not None for row in history) else "train_mean_iou"
+    scored = [row for row in history if row.get(key) is not None]
+    return max(scored, key=lambda row: row[key])["epoch"] if scored else None
+
+
+def curves_figure(history: list[dict], note: str = "") -> Figure:
+    """Loss, pixel accuracy and mean IoU per epoch, train and val; the best epoch marked; `note`
+    (e.g. that early stopping ended the run) as the title."""
+    fig = Figure(figsize=(14, 4.4 if note else 4))
     axes = fig.subplots(1, 3)
     epochs = [row["epoch"] for row in history]
+    best = best_epoch(history)
     for ax, key, title in zip(axes, ("loss", "pixel_accuracy", "mean_iou"), ("loss", "pixel accuracy", "mean IoU")):
         for split in ("train", "val"):
             values = [row.get(f"{split}_{key}") for row in history]
             if any(v is not None and v == v for v in values):
                 ax.plot(epochs, values, marker="o", ms=3, label=split)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best}")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
+    if note:
+        fig.suptitle(note)
     return fig
 
 

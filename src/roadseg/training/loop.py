@@ -175,7 +175,9 @@ class Trainer:
                 self.log.epoch(self.history)
             if self.should_stop():
                 if main:
-                    print(f"early stop: val mIoU has not improved for {cfg.patience} epochs", flush=True)
+                    note = f"early stop after epoch {self.epoch}: val mIoU has not improved for {cfg.patience} epochs"
+                    print(note, flush=True)
+                    self.log.epoch(self.history, note)  # curves.png says so
                 break
         return self.history
 

@@ -46,13 +46,13 @@ class RunLog:
                                  "pip install tensorboard, or leave --tensorboard off (metrics.csv is always written)") from None
             self._writer_class = SummaryWriter
 
-    def epoch(self, history: list[dict[str, Any]]) -> None:
+    def epoch(self, history: list[dict[str, Any]], note: str = "") -> None:
         """Write everything for the epoch that ends `history`."""
         from ..evaluation.plots import plot_curves
         self.write_metrics(history)
-        plot_curves(history, self.out / "curves.png")
+        plot_curves(history, self.out / "curves.png", note)
         self.tensorboard(history[-1])
-        if self.progress:
+        if self.progress and not note:
             print(format_row(history[-1]), flush=True)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
