@@ -116,3 +116,65 @@ def resolve_ignore(value: int | str | None, fmt: str) -> int | None:
         return int(value)
     except ValueError:
         raise InputError(None, f"ignore_index '{value}' is not a number", "use an id, none or auto") from None
+
+
+# Built-in class maps between the known tables (source table, target table).
+BUILTIN_MAPS = {"camvid-to-carla": ("camvid", "carla"), "carla-to-camvid": ("carla", "camvid"),
+                "carla-to-carla08": ("carla", "carla08")}
+VOID = 255  # where a map leaves ids unmapped and the target table has no ignore id
+
+
+def load_class_map(spec: str, source: ClassTable, target: ClassTable) -> tuple[np.ndarray, int]:
+    """A 256-entry lookup table from source ids to target ids, and the id unmapped pixels get (the
+    target's ignore id, else 255). `spec` is a built-in name (BUILTIN_MAPS) or a YAML/JSON file of
+    {source id or name: target id or name}; the source's ignore id stays ignored."""
+    ignore = target.ignore_index if target.ignore_index is not None else VOID
+    lut = np.full(256, ignore, dtype=np.uint8)
+    if spec in BUILTIN_MAPS:
+        pairs = {s: t for t, s in related(source.names, target.names).items()}
+        if BUILTIN_MAPS[spec] == ("carla", "carla08"):
+            pairs = {i: i for i in range(13)} | {CARLA_NAMES.index("Sky"): 0}  # CARLA 0.8 puts the sky in None
+    else:
+        pairs = _read_map(spec, source, target)
+    for s, t in pairs.items():
+        lut[s] = t
+    return lut, ignore
+
+
+def _read_map(path_text: str, source: ClassTable, target: ClassTable) -> dict[int, int]:
+    import json
+    from pathlib import Path
+
+    import yaml
+    path = Path(path_text)
+    if not path.is_file():
+        raise InputError(path, "is neither a class-map file nor a built-in map",
+                         f"built-in maps: {', '.join(BUILTIN_MAPS)}; or a YAML/JSON file of source: target")
+    try:
+        values = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        raise InputError(path, f"is not valid YAML/JSON ({str(e).splitlines()[0]})", "fix the file") from None
+    if not isinstance(values, dict):
+        raise InputError(path, "must map source ids or names to target ids or names", "e.g. {Car: Vehicles, 3: 7}")
+
+    def index(table: ClassTable, key: object, side: str) -> int:
+        if isinstance(key, int) and 0 <= key < max(table.num_classes, 1):
+            return key
+        if isinstance(key, str) and key.isdigit() and int(key) < table.num_classes:
+            return int(key)
+        if key in table.names:
+            return table.names.index(key)
+        raise InputError(path, f"names {side} class {key!r}, which its table does not have",
+                         f"use an id or one of {', '.join(table.names)}")
+    return {index(source, k, "source"): index(target, v, "target") for k, v in values.items()}
+
+
+def mapped_table(spec: str, data_format: str, classes: str | None) -> tuple[str, np.ndarray, int]:
+    """For --class-map: the target table's name (--classes, else the built-in map's target), the
+    lookup table from the data's ids, and the id unmapped pixels get (ignored)."""
+    target = classes or BUILTIN_MAPS.get(spec, (None, None))[1]
+    if target is None or target == "generic" or data_format == "generic":
+        raise InputError(None, f"--class-map {spec} needs the tables on both sides",
+                         "name the target with --classes (carla, carla08 or camvid); the data must be CARLA or CamVid")
+    lut, ignore = load_class_map(spec, class_table(data_format), class_table(target))
+    return target, lut, ignore

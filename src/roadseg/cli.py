@@ -22,6 +22,8 @@ SIZE_HELP = ("network input HEIGHTxWIDTH (default: the checkpoint's), or 'native
              "padded to the network's multiple and cropped back")
 TILE_HELP = ("sliding-window inference for frames much larger than the training size: windows of HxW "
              "(multiples of the network's) at a third's overlap, at the frame's own resolution")
+CLASS_MAP_HELP = ("map the masks' ids to another table on load: camvid-to-carla, carla-to-camvid, carla-to-carla08, "
+                  "or a YAML/JSON file of source id or name: target id or name (unmapped ids are ignored)")
 TTA_HELP = "test-time augmentation: average the logits of each frame and its mirror image (twice the work)"
 
 
@@ -48,6 +50,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "for the first EPOCHS epochs")
     p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
                    help="class table of the masks (default: the layout's; carla08: CARLA 0.8, sky at id 0)")
+    p.add_argument("--class-map", metavar="NAME|FILE", help=CLASS_MAP_HELP)
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
     p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
     p.add_argument("--dropout", type=float, help="dropout of the networks that take it")
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="val, test, train or all")
     p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
                    help="class table of the data's masks (default: the layout's); must be the model's")
+    p.add_argument("--class-map", metavar="NAME|FILE", help=CLASS_MAP_HELP + "; only the classes it reaches are scored")
+    p.add_argument("--ignore-index", help="mask id left out of the scores (default: the table's)")
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)

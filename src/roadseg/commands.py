@@ -65,7 +65,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, progress=not a.quiet, worst=a.worst if a.report else 0,
                                     backend=a.backend,
-                                    winograd=a.winograd, tta=a.tta, tile=a.tile, classes=a.classes)
+                                    winograd=a.winograd, tta=a.tta, tile=a.tile, classes=a.classes,
+                                    class_map=a.class_map, ignore_index=a.ignore_index)
     print(format_report(report))
     if a.report:
         from .evaluation.report import write_report

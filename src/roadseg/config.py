@@ -29,6 +29,7 @@ class TrainConfig:
     resize: str = "bilinear"
     val_fraction: float = 0.2
     classes: str | None = None          # a named class table (carla, carla08, camvid, generic); None: the format's
+    class_map: str | None = None        # masks' ids through a map: a built-in name or a YAML/JSON file
     num_classes: int | None = None      # None: from the format (carla 23, camvid 11) or the masks
     ignore_index: int | str | None = "auto"  # auto: none for carla/generic, 11 for camvid
     epochs: int = 40

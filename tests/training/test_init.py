@@ -88,3 +88,27 @@ def test_check_recognises_carla_08_masks(tmp_path, capsys):
     assert "--classes carla08" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "d"), "--classes", "carla08"]) == 0
     assert "None" in capsys.readouterr().out
+
+
+def test_class_maps_on_training_and_evaluation(carla_dir, tmp_path, capsys):
+    """Issue 16, item 2: built-in and file maps; evaluate scores only the classes a map relates."""
+    out = tmp_path / "r08"
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--classes", "carla08", "--class-map",
+                 "carla-to-carla08", "--epochs", "1", "--size", "32x48", "--base-filters", "4", "--depth", "3",
+                 "--batch-size", "4", "--no-progress"]) == 0
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["classes"]["names"][0] == "None" and len(ckpt["classes"]["names"]) == 13
+    capsys.readouterr()
+    # the CamVid model scored on CARLA masks mapped to CamVid's ids: no refusal, a note, related classes only
+    assert main(["evaluate", "--model", "camvid", "--data", str(carla_dir), "--class-map", "carla-to-camvid"]) == 0
+    out_text = capsys.readouterr().out
+    note = next(line for line in out_text.splitlines() if line.startswith("note:"))
+    assert "scored only the 10 classes it relates" in note and "Bicyclist" not in note
+    (tmp_path / "map.yaml").write_text("Vehicles: Car\nRoad: Road\n7: 3\n")
+    assert main(["evaluate", "--model", "camvid", "--data", str(carla_dir), "--class-map", str(tmp_path / "map.yaml"),
+                 "--classes", "camvid"]) == 0
+    assert "scored only the 2 classes it relates (Road, Car)" in capsys.readouterr().out
+    (tmp_path / "bad.yaml").write_text("Spaceship: Car\n")
+    assert main(["evaluate", "--model", "camvid", "--data", str(carla_dir), "--class-map", str(tmp_path / "bad.yaml"),
+                 "--classes", "camvid"]) == 2
+    assert "names source class 'Spaceship'" in capsys.readouterr().err

@@ -46,10 +46,14 @@ def check_ids(mask: np.ndarray, path: Path, num_classes: int, ignore_index: int 
 
 
 def load_pair(pair: Pair, size: tuple[int, int] | None, resize: str = "bilinear",
-              mask_size: tuple[int, int] | None | str = "same") -> tuple[np.ndarray, np.ndarray]:
-    """Decode one pair: image resized to `size`, mask to `mask_size` ('same' = `size`, None = original)."""
+              mask_size: tuple[int, int] | None | str = "same",
+              class_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair: image resized to `size`, mask to `mask_size` ('same' = `size`, None = original),
+    its ids passed through `class_map` (a 256-entry lookup table) when given."""
     image = read_image(pair.image)
     mask = read_mask(pair.mask)
+    if class_map is not None:
+        mask = class_map[mask]
     if image.shape[:2] != mask.shape:
         raise InputError(pair.mask, f"is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} "
                          f"is {image.shape[1]}x{image.shape[0]}", "image and mask must have the same size")
@@ -74,8 +78,10 @@ class SampleCache:
 
     @classmethod
     def load(cls, pairs: list[Pair], size: tuple[int, int], num_classes: int | None = None,
-             ignore_index: int | None = None, resize: str = "bilinear", progress: bool = False) -> "SampleCache":
-        """Decode every pair once; validates files and class ids (num_classes None skips the id check)."""
+             ignore_index: int | None = None, resize: str = "bilinear", progress: bool = False,
+             class_map: np.ndarray | None = None) -> "SampleCache":
+        """Decode every pair once (mask ids through `class_map` when given); validates files and class
+        ids (num_classes None skips the id check)."""
         images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
         masks = np.empty((len(pairs), size[0], size[1]), dtype=np.uint8)
         items: Iterable = enumerate(pairs)
@@ -83,7 +89,7 @@ class SampleCache:
             from tqdm import tqdm
             items = tqdm(items, total=len(pairs), desc="decode", unit="img", leave=False, disable=None)
         for i, pair in items:
-            image, mask = load_pair(pair, size, resize)
+            image, mask = load_pair(pair, size, resize, class_map=class_map)
             if num_classes is not None:
                 check_ids(mask, pair.mask, num_classes, ignore_index)
             images[i], masks[i] = image, mask

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..classes import TABLE_NAMES, ClassTable, class_table
+from ..classes import TABLE_NAMES, ClassTable, class_table, mapped_table, resolve_ignore
 from ..config import parse_size
 from ..errors import InputError
 from ..data import Pair, SampleCache, check_ids, discover, load_pair, select_trained_split
@@ -40,17 +40,20 @@ class Frame:
 
 
 def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = False, batch_size: int = 16,
-                   progress: bool = False) -> Iterator[Frame]:
+                   progress: bool = False, class_map: np.ndarray | None = None,
+                   ignore: int | None | str = "model") -> Iterator[Frame]:
     """Predictions for every pair, at the model size or (full_res, and always for a native-size
     predictor) at each mask's own size.
 
-    Every file is decoded and checked before the first prediction, so a bad file fails early."""
+    Every file is decoded and checked before the first prediction, so a bad file fails early. Mask ids
+    pass through `class_map` when given; `ignore` is the id left unscored ('model': the model's)."""
     table = predictor.table
+    ignore = table.ignore_index if ignore == "model" else ignore
     if full_res or predictor.native:
         size = None if predictor.native else predictor.size
-        samples = [load_pair(p, size, predictor.resize, mask_size=None) for p in pairs]
+        samples = [load_pair(p, size, predictor.resize, mask_size=None, class_map=class_map) for p in pairs]
         for pair, (_, mask) in zip(pairs, samples):
-            check_ids(mask, pair.mask, table.num_classes, table.ignore_index)
+            check_ids(mask, pair.mask, table.num_classes, ignore)
         for pair, (image, mask) in zip(pairs, samples):
             if predictor.native:
                 pred = to_ids(predictor.frame_logits(image))[0]
@@ -58,7 +61,7 @@ def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = Fal
                 pred = predictor.ids(image[None], mask.shape)[0]
             yield Frame(pair, image, mask, pred)
         return
-    cache = SampleCache.load(pairs, predictor.size, table.num_classes, table.ignore_index, predictor.resize, progress)
+    cache = SampleCache.load(pairs, predictor.size, table.num_classes, ignore, predictor.resize, progress, class_map)
     for start in range(0, len(cache), batch_size):
         images = cache.images[start:start + batch_size].numpy()
         preds = predictor.ids(images)
@@ -70,34 +73,40 @@ def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str 
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False, backend: str = "torch",
              winograd: bool = True, tta: bool = False, tile: str | None = None,
-             classes: str | None = None) -> dict[str, Any]:
+             classes: str | None = None, class_map: str | None = None) -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
     return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
-                           winograd=winograd, tta=tta, tile=tile, classes=classes)[0]
+                           winograd=winograd, tta=tta, tile=tile, classes=classes, class_map=class_map)[0]
 
 
 def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
                     size: str | None = None, full_res: bool = False, batch_size: int = 16,
                     device: str = "auto", progress: bool = False, worst: int = 0,
                     backend: str = "torch", winograd: bool = True,
-                    tta: bool = False, tile: str | None = None,
-                    classes: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
+                    tta: bool = False, tile: str | None = None, classes: str | None = None,
+                    class_map: str | None = None,
+                    ignore_index: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
     """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `size` (HxW or
     'native'), `backend`, `winograd`, `tta` and `tile` (HxW) as for Predictor."""
     predictor = Predictor.from_checkpoint(model, device, _size(size), backend, winograd, tta,
                                           parse_size(tile) if tile else None)
     table = predictor.table
     layout = discover(data, fmt)
-    check_tables(table, classes or layout.format, layout.root)
+    data_table, lut, ignore = classes or layout.format, None, table.ignore_index
+    if class_map:
+        data_table, lut, ignore = mapped_table(class_map, layout.format, classes)
+    if ignore_index is not None:
+        ignore = resolve_ignore(ignore_index, data_table)
+    check_tables(table, data_table, layout.root)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
     note = split_note(layout, split, predictor.meta.get("data", {}))
-    cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+    cm = ConfusionMatrix(table.num_classes, ignore)
     per_frame, kept = [], []
     from tqdm import tqdm
     bar = tqdm(total=len(pairs), desc="evaluate", unit="frame", leave=False, disable=None if progress else True)
-    for frame in predict_frames(predictor, pairs, full_res, batch_size, progress):
+    for frame in predict_frames(predictor, pairs, full_res, batch_size, progress, lut, ignore):
         bar.update(1)
-        one = ConfusionMatrix(table.num_classes, table.ignore_index)
+        one = ConfusionMatrix(table.num_classes, ignore)
         one.update(torch.from_numpy(frame.pred), torch.from_numpy(frame.mask))
         cm.merge(one.matrix)
         s = one.compute()
@@ -108,6 +117,14 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
             kept = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))[:worst]
     bar.close()
     scores = cm.compute()
+    scored = list(range(table.num_classes))
+    if lut is not None:  # only the classes the map reaches are scored
+        scored = sorted(set(int(v) for v in lut) - {ignore})
+        ious = [scores["per_class_iou"][i] for i in scored if not math.isnan(scores["per_class_iou"][i])]
+        scores["per_class_iou"] = [v if i in scored else math.nan for i, v in enumerate(scores["per_class_iou"])]
+        scores["mean_iou"] = sum(ious) / len(ious) if ious else math.nan
+        note = (note + "; " if note else "") + (f"--class-map {class_map}: scored only the {len(scored)} classes it "
+                                                f"relates ({', '.join(table.names[i] for i in scored)})")
     report = {
         "model": str(model),
         "data": str(layout.root),
@@ -129,7 +146,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "confusion_matrix": cm.matrix.tolist(),
         "class_names": list(table.names),
         "class_colors": [list(c) for c in table.colors],
-        "ignore_index": table.ignore_index,
+        "ignore_index": ignore,
         "per_frame": per_frame,
         "training_history": predictor.meta.get("training", {}).get("history", []),
     }
@@ -185,7 +202,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"{report['num_images']} images, split {report['split']}, {where}"
              + (", flip TTA" if report.get("tta") else "")]
     if report.get("split_note"):
-        lines.append(f"split: {report['split_note']}")
+        lines.append(f"note: {report['split_note']}")
     lines.append(f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}")
     for name in report["class_names"]:
         iou, acc = report["per_class_iou"][name], report["per_class_accuracy"][name]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .. import nets
-from ..classes import ClassTable, class_table, resolve_ignore
+from ..classes import ClassTable, class_table, mapped_table, resolve_ignore
 from ..config import TrainConfig, parse_size
 from ..data import Layout, SampleCache, check_ids, discover, split_pairs
 from ..data.augment import Augmenter
@@ -73,9 +73,12 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
     table_name = cfg.classes or layout.format
     ignore = resolve_ignore(cfg.ignore_index, table_name)
+    lut = None
+    if cfg.class_map:
+        table_name, lut, ignore = mapped_table(cfg.class_map, layout.format, cfg.classes)
     progress = cfg.progress and is_main_process()
-    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress)
-    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress)
+    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress, class_map=lut)
+    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress, class_map=lut)
     num_classes = cfg.num_classes
     if num_classes is None and table_name == "generic":
         num_classes = inferred_class_count(train, val, ignore)
