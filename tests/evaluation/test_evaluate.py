@@ -32,3 +32,20 @@ def test_cli_writes_json(trained, carla_dir, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert set(data["per_class_iou"]) >= {"Road", "Sky"}
     assert "mean IoU" in capsys.readouterr().out
+
+
+def test_scores_say_which_split_of_which_data(trained, carla_dir, copy_carla, capsys):
+    """Issue 14, item 11: the seeded split is named, and a folder the model never saw is said to be one."""
+    assert main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(carla_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "note: the seeded val split (val fraction 0.2, seed 0), drawn as at training" in out
+    assert "every frame here is unseen" not in out
+    other = copy_carla()
+    assert main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(other)]) == 0
+    assert "every frame here is unseen: --split all scores them all" in capsys.readouterr().out
+
+
+def test_info_names_the_epoch_and_the_size_of_its_metrics(trained, capsys):
+    assert main(["info", str(trained / "best.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "of 2 planned" in out and "at the network's 32x48" in out
