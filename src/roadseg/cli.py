@@ -122,6 +122,7 @@ EXAMPLES = {
     "export": ["roadseg export --model runs/x --format onnx x.onnx",
                "roadseg export --model runs/x --format onnx-int8 --calibration data x8.onnx"],
     "models": ["roadseg models", "roadseg models --speed"],
+    "benchmark": ["roadseg benchmark --model camvid", "roadseg benchmark --model runs/x --data data --json bench.json"],
     "info": ["roadseg info camvid", "roadseg info runs/carla/best.pt"],
     "demo": ["roadseg demo", "roadseg demo --out runs/demo2 --epochs 5"],
 }
@@ -240,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
     p.add_argument("out", help="file to write")
     _add_overwrite(p, "an existing output file")
+
+    p = sub.add_parser("benchmark", help="speed (and accuracy) of a model in every inference backend")
+    p.add_argument("--model", required=True, help=_model_help())
+    p.add_argument("--data", help="also score mIoU on this dataset's val split (at the model's size)")
+    p.add_argument("--size", help="input HEIGHTxWIDTH (default: the model's)")
+    p.add_argument("--json", help="write the rows as JSON here")
+    _add_overwrite(p, "an existing --json file")
 
     p = sub.add_parser("models", help="list the models shipped with roadseg")
     p.add_argument("--speed", action="store_true", help="measure INT8 frames/s here (OpenVINO, batch 1)")

@@ -167,6 +167,23 @@ def cmd_info(a: argparse.Namespace) -> None:
     print(describe(a.model))
 
 
+def cmd_benchmark(a: argparse.Namespace) -> None:
+    import json
+
+    from .config import parse_size
+    from .data.imageio import atomic_write
+    from .evaluation.benchmark import benchmark, format_table
+    from .safety import plan_files, refuse_overlap
+    if a.json:
+        refuse_overlap(a.json, {"model": _model_file(a.model), "dataset": a.data}, "--json")
+        plan_files([Path(a.json)], overwrite=a.overwrite)
+    rows = benchmark(a.model, a.data, parse_size(a.size) if a.size else None)
+    print(format_table(rows))
+    if a.json:
+        atomic_write(a.json, lambda tmp: tmp.write_text(json.dumps(rows, indent=2)))
+        print(f"rows written to {a.json}")
+
+
 def cmd_models(a: argparse.Namespace) -> None:
     from .inference.zoo import models_table
     print(models_table(measure=a.speed))
@@ -198,4 +215,5 @@ def _keep_freed_memory(device: str | None) -> None:
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "check": cmd_check, "export": cmd_export, "import-keras": cmd_import_keras, "info": cmd_info, "models": cmd_models,
+            "benchmark": cmd_benchmark,
             "demo": cmd_demo}
