@@ -42,6 +42,7 @@ from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
 from roadseg.device import amp_dtype, keep_freed_memory
+from roadseg.errors import InputError
 from roadseg.inference import Predictor, Preprocess, make_engine
 from roadseg.inference.export import onnx_bytes, quantize_int8
 from roadseg.nets import UNet
@@ -138,11 +139,17 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
         result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
     result["train"]["fp32-eager"] = train_rate(size, steps, repeats, amp=False, winograd=False)[0]  # --no-winograd
     meta = run_checkpoint(trainer, with_optimizer=False)
-    onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
+    try:
+        onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
+    except InputError as e:  # the onnx extra is not installed: skip what needs it, with a note
+        print(f"  (onnx, openvino and int8 skipped: {e})")
+        onnx = None
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
     for name in ("torch", "torch-eager", "onnx", "openvino"):  # torch: the Winograd network; eager: nn.Modules
         backend = name.split("-")[0]
+        if backend != "torch" and onnx is None:
+            continue
         try:
             engine = make_engine(backend, model=build_model(meta) if backend == "torch" else None,
                                  onnx=None if backend == "torch" else onnx, device="cpu", winograd=name == "torch")
@@ -151,7 +158,7 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
             print(f"  ({name} skipped: {e})")
             continue
         result["infer"][name] = infer_figures(predictor, frames, repeats)
-    result["int8"] = int8_figures(onnx, meta, frames, repeats)
+    result["int8"] = int8_figures(onnx, meta, frames, repeats) if onnx is not None else {}
     return result
 
 
