@@ -30,6 +30,19 @@ def test_compare_figures(trained, carla_dir, tmp_path):
     assert len(figs) == 2 and Image.open(figs[0]).size[0] > 600
 
 
+def test_compare_figures_show_the_frame_at_its_own_resolution(trained, carla_dir, tmp_path, monkeypatch):
+    """Issue 13, item 3: not the blurry 32x48 network input."""
+    from roadseg.evaluation import compare
+    shapes = []
+    real = compare.compare_figure
+    monkeypatch.setattr(compare, "compare_figure",
+                        lambda image, truth, pred, *a, **k: shapes.append((image.shape, truth.shape, pred.shape))
+                        or real(image, truth, pred, *a, **k))
+    assert main(["predict", "--model", str(trained / "best.pt"), "--out", str(tmp_path), "--compare", str(carla_dir),
+                 "--limit", "1"]) == 0
+    assert shapes == [((120, 160, 3), (120, 160), (120, 160))]
+
+
 def test_predictor_api(trained):
     p = Predictor.from_checkpoint(trained / "best.pt")
     frames = [np.zeros((40, 60, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)]
