@@ -15,9 +15,12 @@ def test_report_is_self_contained(trained, carla_dir, tmp_path):
                  "--report", str(tmp_path / "rep"), "--worst", "3"]) == 0
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    assert page.count("data:image/png;base64,") == 2 + 3 + 1  # bars, matrix, 3 frames, curves
-    for text in ("mean IoU", "Road", "Worst 3 frames", "Training curves", "Confusion matrix"):
-        assert text in page
+    # bars, matrix, per-frame histogram, 3 worst and 3 best frames, curves
+    assert page.count("data:image/png;base64,") == 3 + 3 + 3 + 1
+    for text in ("mean IoU", "Road", "Worst 3 frames", "Best 3 frames", "Training curves", "Confusion matrix",
+                 "precision", "recall", "Per-frame mean IoU", "Colours", "<th>prediction</th>",
+                 "network <code>unet</code>", "parameters, input 32x48", "roadseg 0.1.0"):
+        assert text in page, text
 
 
 @pytest.mark.skipif((not CHROMIUM or not DRIVER) and os.environ.get("CI") != "true",

@@ -86,7 +86,8 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
                     tta: bool = False, tile: str | None = None, classes: str | None = None,
                     class_map: str | None = None,
                     ignore_index: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
-    """The scores, and the `worst` frames by per-frame mean IoU (kept for reports); `size` (HxW or
+    """The scores, and the `worst` lowest then the `worst` highest frames by per-frame mean IoU (kept for
+    reports; fewer when the split is small); `size` (HxW or
     'native'), `backend`, `winograd`, `tta` and `tile` (HxW) as for Predictor."""
     predictor = Predictor.from_checkpoint(model, device, _size(size), backend, winograd, tta,
                                           parse_size(tile) if tile else None)
@@ -113,8 +114,9 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         frame.mean_iou, frame.pixel_accuracy = s["mean_iou"], s["pixel_accuracy"]
         per_frame.append({"frame": frame.pair.stem, "mean_iou": _clean(s["mean_iou"]),
                           "pixel_accuracy": _clean(s["pixel_accuracy"])})
-        if worst:
-            kept = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))[:worst]
+        if worst:  # the `worst` lowest and the `worst` highest per-frame mean IoU, for the report
+            ranked = sorted(kept + [frame], key=lambda f: (math.isnan(f.mean_iou), f.mean_iou))
+            kept = ranked if len(ranked) <= 2 * worst else ranked[:worst] + ranked[-worst:]
     bar.close()
     scores = cm.compute()
     scored = list(range(table.num_classes))
@@ -149,8 +151,19 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "ignore_index": ignore,
         "per_frame": per_frame,
         "training_history": predictor.meta.get("training", {}).get("history", []),
+        "model_details": model_details(predictor),
     }
     return report, kept
+
+
+def model_details(predictor: Predictor) -> dict[str, Any]:
+    """What the report says about the model: network, parameters, input, training data, roadseg version."""
+    from .. import __version__
+    meta = predictor.meta
+    model, data = meta.get("model", {}), meta.get("data", {})
+    return {"network": model.get("arch", meta.get("arch", "unet")), "parameters": model.get("parameters"),
+            "input": "x".join(map(str, predictor.size)), "trained_on": data.get("root"),
+            "train_images": data.get("train_images"), "roadseg": __version__}
 
 
 def check_tables(model_table: ClassTable, data_table: str, root: Path) -> None:

@@ -123,3 +123,14 @@ def compare_figure(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray
         fig.suptitle(title)
     fig.subplots_adjust(bottom=0.16)
     return _save(fig, path)
+
+
+def histogram_figure(values: list[float], title: str = "per-frame mean IoU") -> Figure:
+    """A histogram of values in [0, 1] (e.g. every frame's mean IoU)."""
+    fig = Figure(figsize=(7, 3))
+    ax = fig.subplots()
+    ax.hist([v for v in values if v is not None], bins=20, range=(0, 1), color="#4a7ab5", edgecolor="white")
+    ax.set_xlabel(title)
+    ax.set_ylabel("frames")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
