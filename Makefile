@@ -11,17 +11,22 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# roadseg and what the demo uses: no test extras (OpenVINO, Selenium, ffmpeg, ...)
+$(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.core
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-demo: venv
+demo: $(VENV)/.core
 	$(BIN)/roadseg demo
 
-test: venv
+test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 clean:
