@@ -32,13 +32,32 @@ CAMVID_COLORS = [
     (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
 ]
 IGNORE_COLOR = (0, 0, 0)
+# Cityscapes: the 19 train ids' names and colours, and the label id of each (the others are ignored).
+CITYSCAPES_NAMES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+                    "motorcycle", "bicycle"]
+CITYSCAPES_COLORS = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+                     (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+                     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+                     (0, 80, 100), (0, 0, 230), (119, 11, 32)]
+CITYSCAPES_LABEL_IDS = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
 # CARLA 0.8: ids 0..12 with CARLA's meanings, and id 0 ("None") also holds the sky.
 CARLA08_NAMES = ["None"] + CARLA_NAMES[1:13]
-TABLE_NAMES = ("carla", "carla08", "camvid", "generic")
+TABLE_NAMES = ("carla", "carla08", "camvid", "cityscapes", "generic")
 # Classes that mean the same thing under different names in the known tables (for --init and maps).
 SAME_CLASS = [{"Sky"}, {"Building"}, {"Pole"}, {"Road"}, {"Pavement", "SideWalk"}, {"Tree", "Vegetation"},
               {"SignSymbol", "TrafficSign"}, {"Fence"}, {"Car", "Vehicles"}, {"Pedestrian"}, {"Wall"},
               {"RoadLine"}, {"Unlabeled", "None"}]
+
+
+def id_table(name: str) -> np.ndarray:
+    """A 256-entry lookup table a layout's mask ids go through on load ('cityscapes': label ids to the
+    19 train ids, every other id to 255, ignored)."""
+    if name != "cityscapes":
+        raise ValueError(f"no id table named {name!r}")
+    lut = np.full(256, 255, dtype=np.uint8)
+    lut[CITYSCAPES_LABEL_IDS] = np.arange(len(CITYSCAPES_LABEL_IDS), dtype=np.uint8)
+    return lut
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,8 @@ def class_table(fmt: str, num_classes: int | None = None, ignore_index: int | No
     sky at 0), 'camvid' (11 + unlabelled 11, ignored) or 'generic' (num_classes)."""
     if fmt == "carla08":
         return ClassTable(list(CARLA08_NAMES), CARLA_COLORS[:13], ignore_index)
+    if fmt == "cityscapes":
+        return ClassTable(list(CITYSCAPES_NAMES), list(CITYSCAPES_COLORS), 255 if ignore_index is None else ignore_index)
     if fmt == "carla":
         n = num_classes or len(CARLA_NAMES)
         if n > len(CARLA_NAMES):
@@ -107,9 +128,9 @@ def class_table(fmt: str, num_classes: int | None = None, ignore_index: int | No
 
 
 def resolve_ignore(value: int | str | None, fmt: str) -> int | None:
-    """'auto' -> 11 for CamVid, none otherwise; 'none'/None -> None; a number -> that id."""
+    """'auto' -> 11 for CamVid, 255 for Cityscapes, none otherwise; 'none'/None -> None; a number -> that id."""
     if value == "auto":
-        return 11 if fmt == "camvid" else None
+        return {"camvid": 11, "cityscapes": 255}.get(fmt)
     if value is None or str(value).lower() in ("none", "null", ""):
         return None
     try:

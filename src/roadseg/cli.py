@@ -14,7 +14,8 @@ from typing import Sequence
 
 from .errors import RoadsegError
 
-FORMAT_CHOICES = ["auto", "carla", "camvid", "generic"]
+FORMAT_CHOICES = ["auto", "carla", "camvid", "cityscapes", "generic"]
+TABLE_CHOICES = ["carla", "carla08", "camvid", "cityscapes", "generic"]
 NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
                     "kernels (same logits within 1e-4, slower)")
 
@@ -48,7 +49,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "shipped name (tensors of matching name and shape; classifier rows of shared classes)")
     p.add_argument("--freeze-encoder", type=int, metavar="EPOCHS", help="with --init: keep the encoder fixed "
                    "for the first EPOCHS epochs")
-    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+    p.add_argument("--classes", choices=TABLE_CHOICES,
                    help="class table of the masks (default: the layout's; carla08: CARLA 0.8, sky at id 0)")
     p.add_argument("--class-map", metavar="NAME|FILE", help=CLASS_MAP_HELP)
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder (CARLA, CamVid or generic layout)")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="dataset layout")
     p.add_argument("--split", default="val", help="val, test, train or all")
-    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+    p.add_argument("--classes", choices=TABLE_CHOICES,
                    help="class table of the data's masks (default: the layout's); must be the model's")
     p.add_argument("--class-map", metavar="NAME|FILE", help=CLASS_MAP_HELP + "; only the classes it reaches are scored")
     p.add_argument("--ignore-index", help="mask id left out of the scores (default: the table's)")
@@ -216,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="dataset folder")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="dataset layout")
     p.add_argument("--num-classes", type=int, help="classes the masks may hold (default: the table's)")
-    p.add_argument("--classes", choices=["carla", "carla08", "camvid", "generic"],
+    p.add_argument("--classes", choices=TABLE_CHOICES,
                    help="class table of the masks (default: the layout's)")
     p.add_argument("--ignore-index", default="auto", help="mask id that is not a class: a number, none or auto")
     p.add_argument("--fix-palette", metavar="COLOURS.json", help="convert colour-palette masks to id masks")

@@ -105,9 +105,9 @@ _KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (i
                                       "list": (list, tuple), "None": (type(None),)}
 _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list",
           "None": "none"}
-_CHOICES = {"format": ("auto", "carla", "camvid", "generic"), "resize": ("bilinear", "nearest"),
+_CHOICES = {"format": ("auto", "carla", "camvid", "cityscapes", "generic"), "resize": ("bilinear", "nearest"),
             "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle"),
-            "classes": (None, "carla", "carla08", "camvid", "generic")}
+            "classes": (None, "carla", "carla08", "camvid", "cityscapes", "generic")}
 # (lowest, highest, whether the lowest itself is allowed): every number must also be finite
 _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, None, True),
            "weight_decay": (0, None, True), "val_fraction": (0, 1, True), "dropout": (0, 1, True),

@@ -1,4 +1,4 @@
-"""The shipped CamVid model loads by name, says what it is, and segments real CamVid frames."""
+"""The shipped CamVid models load by name, say what they are, and segment real CamVid frames."""
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +11,31 @@ from roadseg.cli import main
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 
 
-def test_loads_by_name_with_its_card(capsys):
-    assert main(["info", "camvid"]) == 0
+SHIPPED = {"camvid": ("unet", "288x384"), "camvid-fast": ("fastunet", "320x448")}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_loads_by_name_with_its_card(name, capsys):
+    assert main(["info", name]) == 0
     out = capsys.readouterr().out
     assert "research / non-commercial use only" in out and "cpu_hours" in out and "val_full_res" in out
-    assert "Pole" in out and "288x384" in out
+    arch, size = SHIPPED[name]
+    assert "Pole" in out and size in out and f"network      {arch}" in out
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:3] == ["name", "network", "params"]
+    names = {row.split()[0]: row for row in rows[1:]}
+    assert set(SHIPPED) <= set(names)
+    assert all("research / non-commercial" in names[n] and SHIPPED[n][0] in names[n] for n in SHIPPED)
 
 
 @pytest.mark.skipif(not CAMVID.is_dir(), reason="CamVid is not beside this checkout (../shared/data/camvid)")
-def test_segments_camvid_val_frames():
-    predictor = roadseg.load("camvid")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_segments_camvid_val_frames(name):
+    predictor = roadseg.load(name)
     accs = []
     for name in sorted((CAMVID / "val").iterdir())[:3]:
         frame = np.asarray(Image.open(name).convert("RGB"))

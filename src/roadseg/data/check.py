@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..classes import class_table, resolve_ignore
+from ..classes import class_table, id_table, resolve_ignore
 from .layouts import Pair, discover
 from ..errors import InputError
 from ..safety import plan_files, refuse_overlap
@@ -63,7 +63,8 @@ class CheckReport:
             self.findings.append(Finding(kind, str(path), f"{path}: {error}" if path else error))
 
     def text(self) -> str:
-        lines = [f"dataset {self.root} ({self.format} layout): {self.pairs} image/mask pairs"]
+        lines = [f"dataset {self.root} ({self.format} layout): {self.pairs} image/mask pairs, "
+                 f"class table {self.table or self.format} ({self.num_classes} classes)"]
         if self.encodings:
             lines.append("mask encodings: " + ", ".join(f"{ENCODINGS[k]} x{n}" for k, n in self.encodings.items()))
         total = sum(self.id_pixels.values())
@@ -102,6 +103,8 @@ def _check_pair(pair: Pair, report: CheckReport, hashes: dict[str, list[Path]]) 
         decoded = _open(pair.mask, allow_jpeg=False)  # decoded once for the encoding, the ids and the colours
         encoding = mask_encoding(decoded)
         mask = mask_ids(decoded, pair.mask)
+        if pair.ids is not None:  # e.g. Cityscapes label ids, read as its 19 train ids
+            mask = id_table(pair.ids)[mask]
     except InputError as e:
         report.add("unreadable", e)
         return

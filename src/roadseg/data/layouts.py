@@ -1,9 +1,11 @@
 """Datasets on disk: layout discovery, pairing images with masks by file stem, and splits.
 
-Three layouts are understood:
-  carla   DIR/CameraRGB/*.png + DIR/CameraMask/*.png
-  camvid  DIR/{train,val,test}/*.png + DIR/{train,val,test}annot/*.png
-  generic DIR/images/* + DIR/masks/*.png
+Four layouts are understood:
+  carla       DIR/CameraRGB/*.png + DIR/CameraMask/*.png
+  camvid      DIR/{train,val,test}/*.png + DIR/{train,val,test}annot/*.png
+  cityscapes  DIR/leftImg8bit/{train,val,test}/CITY/*_leftImg8bit.png
+              + DIR/gtFine/{split}/CITY/*_gtFine_labelIds.png (label ids, mapped to the 19 train ids on load)
+  generic     DIR/images/* + DIR/masks/*.png
 
 Usage::
 
@@ -19,20 +21,24 @@ from pathlib import Path
 from ..errors import InputError
 from .imageio import IMAGE_SUFFIXES
 
-FORMATS = ("carla", "camvid", "generic")
+FORMATS = ("carla", "camvid", "cityscapes", "generic")
 LAYOUT_FOLDERS = {
     "carla": {"all": ("CameraRGB", "CameraMask")},
     "camvid": {s: (s, f"{s}annot") for s in ("train", "val", "test")},
+    "cityscapes": {s: (f"leftImg8bit/{s}", f"gtFine/{s}") for s in ("train", "val", "test")},
     "generic": {"all": ("images", "masks")},
 }
+CITYSCAPES_IMAGE, CITYSCAPES_MASK = "_leftImg8bit", "_gtFine_labelIds"
 
 
 @dataclass(frozen=True)
 class Pair:
-    """An image file and its mask file (mask is None for unlabelled frames)."""
+    """An image file and its mask file (mask is None for unlabelled frames); `ids` names the lookup
+    table its mask's ids go through on load ('cityscapes': label ids to train ids), if any."""
 
     image: Path
     mask: Path | None
+    ids: str | None = None
 
     @property
     def stem(self) -> str:
@@ -85,6 +91,21 @@ def scan_pairs(image_dir: Path, mask_dir: Path) -> tuple[list[Pair], list[InputE
     return [Pair(images[s], masks[s]) for s in sorted(images) if s in masks], problems
 
 
+def scan_cityscapes(image_dir: Path, mask_dir: Path) -> tuple[list[Pair], list[InputError]]:
+    """Cityscapes pairs: CITY/NAME_leftImg8bit.png with CITY/NAME_gtFine_labelIds.png."""
+    pairs, problems = [], []
+    for city in sorted(d for d in image_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for image in sorted(city.glob(f"*{CITYSCAPES_IMAGE}.png")):
+            key = image.name[: -len(f"{CITYSCAPES_IMAGE}.png")]
+            mask = mask_dir / city.name / f"{key}{CITYSCAPES_MASK}.png"
+            if mask.is_file():
+                pairs.append(Pair(image, mask, "cityscapes"))
+            else:
+                problems.append(InputError(image, f"has no mask {mask.name} in {mask.parent}",
+                                           "add the mask or remove the image"))
+    return pairs, problems
+
+
 def pair_folder(image_dir: Path, mask_dir: Path) -> list[Pair]:
     """Strict pairing: the first problem found is raised, naming how many more there are."""
     pairs, problems = scan_pairs(image_dir, mask_dir)
@@ -133,10 +154,15 @@ def discover(root: str | Path, fmt: str = "auto", problems: list[InputError] | N
             for sub in (img, msk):
                 if not (root / sub).is_dir():
                     raise InputError(root / sub, "folder not found", f"a {fmt} dataset needs both {img}/ and {msk}/")
-            if problems is None:
-                pairs = pair_folder(root / img, root / msk)
+            if fmt == "cityscapes":
+                pairs, found = scan_cityscapes(root / img, root / msk)
+            elif problems is None:
+                pairs, found = pair_folder(root / img, root / msk), []
             else:
                 pairs, found = scan_pairs(root / img, root / msk)
+            if problems is None:
+                raise_first(found)
+            else:
                 problems += found
             if pairs:
                 splits[split] = pairs

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..classes import id_table
 from ..errors import InputError
 from .imageio import read_image, read_mask
 from .layouts import Pair
@@ -52,6 +53,8 @@ def load_pair(pair: Pair, size: tuple[int, int] | None, resize: str = "bilinear"
     its ids passed through `class_map` (a 256-entry lookup table) when given."""
     image = read_image(pair.image)
     mask = read_mask(pair.mask)
+    if pair.ids is not None:
+        mask = id_table(pair.ids)[mask]
     if class_map is not None:
         mask = class_map[mask]
     if image.shape[:2] != mask.shape:
