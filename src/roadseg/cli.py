@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-frames", type=int, default=32, help="onnx-int8: frames used to calibrate")
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
+    p.add_argument("--size", metavar="HxW", help="pt: the input size the model runs at (default: its trained size)")
     p.add_argument("--logit-adjustment", type=float, default=0.0, metavar="TAU",
                    help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
     p.add_argument("out", help="file to write")

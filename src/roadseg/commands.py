@@ -141,6 +141,7 @@ def cmd_import_keras(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
+    from .config import parse_size
     from .inference.export import export_onnx, export_pt
     from .safety import plan_files, refuse_overlap
     if a.format == "onnx-int8" and not a.calibration:
@@ -158,7 +159,7 @@ def cmd_export(a: argparse.Namespace) -> None:
             if not sep or not key:
                 raise RoadsegError(f"--card {item!r} is not KEY=VALUE")
             card[key] = value
-        path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment)
+        path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment, parse_size(a.size) if a.size else None)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -108,3 +108,12 @@ def test_info_of_a_checkpoint_with_empty_settings(trained, tmp_path, capsys):
     torch.save({**ckpt, "model": {**ckpt["model"], "settings": {}}}, tmp_path / "bare.pt")
     assert main(["info", str(tmp_path / "bare.pt")]) == 0
     assert "network      unet" in capsys.readouterr().out
+
+
+def test_pt_export_can_set_the_input_size(trained, tmp_path, capsys):
+    out = tmp_path / "small.pt"
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--size", "16x24", str(out)]) == 0
+    assert load_checkpoint(out)["input"]["size"] == [16, 24]
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--size", "18x24",
+                 str(tmp_path / "bad.pt")]) == 2
+    assert "not divisible by 4" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()

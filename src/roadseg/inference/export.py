@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import FORMAT_VERSION, build_model, load_checkpoint, metadata, save_checkpoint, slim
+from ..checkpoint import FORMAT_VERSION, build_model, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim
 from ..data.imageio import atomic_write
 from ..errors import InputError, require
+from ..nets import check_size
 from .engines import onnx_session
 from .processing import Preprocess
 
@@ -57,11 +58,15 @@ def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
 
 
 def export_pt(model: str | Path, out: str | Path, half: bool = False, card: dict[str, str] | None = None,
-              logit_adjustment: float = 0.0) -> Path:
-    """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted."""
+              logit_adjustment: float = 0.0, size: tuple[int, int] | None = None) -> Path:
+    """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted, and
+    optionally run at another input `size` than it was trained at."""
     ckpt = load_checkpoint(model)
     if logit_adjustment:
         ckpt = adjust_logits(ckpt, logit_adjustment)
+    if size is not None:
+        check_size(size, size_multiple_of(ckpt))
+        ckpt = {**ckpt, "input": {**ckpt["input"], "size": [int(size[0]), int(size[1])]}}
     return save_checkpoint(slim(ckpt, half, card), out)
 
 
