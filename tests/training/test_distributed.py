@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from roadseg.checkpoint import load_checkpoint
@@ -45,3 +46,13 @@ def test_fewer_val_frames_than_ranks_does_not_hang(carla_dir, tmp_path):
           "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(out), *args])
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["data"]["val_images"] == 1 and ckpt["training"]["history"][-1]["val_pixel_accuracy"] is not None
+
+
+@pytest.mark.parametrize("arch, size", [("fastunet", "64x96"), ("dabnet", "32x48")])
+def test_every_network_trains_under_torchrun(arch, size, carla_dir, tmp_path):
+    """Two processes, batch 2 each, and a last batch of one frame per rank (batch norm at 1x1)."""
+    out = tmp_path / arch
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "roadseg",
+          "train", "--data", str(carla_dir), "--out", str(out), "--arch", arch, "--size", size, "--epochs", "1",
+          "--batch-size", "4", "--no-progress"])  # 10 training frames: 5 a rank, batches of 2, 2 and 1
+    assert load_checkpoint(out / "last.pt")["model"]["arch"] == arch

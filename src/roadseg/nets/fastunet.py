@@ -40,7 +40,13 @@ class GlobalContext(nn.Module):
         self.project = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.project(x.mean((2, 3), keepdim=True))
+        conv, bn, act = self.project
+        y = conv(x.mean((2, 3), keepdim=True))
+        if self.training and y.shape[0] == 1:  # one value per channel has no batch statistics: use the running ones
+            y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        else:
+            y = bn(y)
+        return x + act(y)
 
 
 class Up(nn.Module):
