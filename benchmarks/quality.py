@@ -52,15 +52,13 @@ def machine() -> str:
 
 def zoo(models: list[str], data: str, split: str, write: bool) -> int:
     """The scoreboard: one row per model."""
-    import time
-
     import numpy as np
 
     from roadseg.checkpoint import build_model, load_checkpoint, shipped_names
     from roadseg.inference.engines import OpenVinoEngine
     from roadseg.inference.export import onnx_bytes
     from roadseg.inference.processing import Preprocess
-    from roadseg.inference.zoo import forward_gflops, int8_fps
+    from roadseg.inference.zoo import engine_fps, forward_gflops, int8_fps
     rows = ["| model | network | parameters | GFLOPs (size) | val mIoU | val mIoU, flip TTA | fp32 frames/s | "
             "INT8 frames/s | training |", "|" + " --- |" * 9]
     for name in models or shipped_names():
@@ -71,12 +69,7 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         tta = evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
         pre = Preprocess(ckpt["input"])
         x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))
-        engine = OpenVinoEngine(onnx_bytes(ckpt))
-        engine(x)
-        t0 = time.perf_counter()
-        for _ in range(20):
-            engine(x)
-        fp32 = 20 / (time.perf_counter() - t0)
+        fp32 = engine_fps(OpenVinoEngine(onnx_bytes(ckpt)), x)
         hours = ckpt.get("card", {}).get("cpu_hours", "-")
         rows.append(f"| {name} | {ckpt['model']['arch']} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
                     f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f} | "

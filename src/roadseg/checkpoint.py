@@ -148,12 +148,17 @@ def load_checkpoint(name: str | Path) -> dict[str, Any]:
     return upgrade(ckpt, path)
 
 
-def upgrade(ckpt: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
-    """Check a checkpoint dict's version and parts; bring format 1 up to the current one."""
-    version = ckpt.get("format_version", 1)
+def check_version(found: dict[str, Any], path: str | Path | None = None) -> None:
+    """Refuse a checkpoint or an exported file's metadata of a newer format than this roadseg reads."""
+    version = found.get("format_version", 1)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise InputError(path, f"was written by a newer roadseg (checkpoint format {version}; this one reads "
                          f"up to {FORMAT_VERSION})", "upgrade roadseg: pip install -U roadseg")
+
+
+def upgrade(ckpt: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+    """Check a checkpoint dict's version and parts; bring format 1 up to the current one."""
+    check_version(ckpt, path)
     for part, key, kind in _REQUIRED:
         value = ckpt.get(part, {}).get(key) if isinstance(ckpt.get(part), dict) else None
         if not isinstance(value, kind):

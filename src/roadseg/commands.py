@@ -53,14 +53,12 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluation.evaluate import evaluate_frames, format_report, write_json
-    from .safety import plan_files, refuse_overlap
+    from .safety import plan_output
     inputs = {"model": _model_file(a.model), "dataset": a.data}
     if a.json:
-        refuse_overlap(a.json, inputs, "--json")
-        plan_files([Path(a.json)], overwrite=a.overwrite)
+        plan_output(a.json, inputs, a.overwrite, "--json")
     if a.report:
-        refuse_overlap(a.report, inputs, "--report")
-        plan_files([Path(a.report) / "index.html"], overwrite=a.overwrite)
+        plan_output(a.report, inputs, a.overwrite, "--report", file="index.html")
     _keep_freed_memory(a.device if a.backend == "torch" else "cpu")
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, progress=not a.quiet, worst=a.worst if a.report else 0,
@@ -131,9 +129,8 @@ def cmd_import_keras(a: argparse.Namespace) -> None:
     from .checkpoint import save_checkpoint
     from .config import parse_size
     from .inference.keras_import import import_keras
-    from .safety import plan_files, refuse_overlap
-    refuse_overlap(a.out, {"Keras weights": a.weights}, "output")
-    plan_files([Path(a.out)], overwrite=a.overwrite)
+    from .safety import plan_output
+    plan_output(a.out, {"Keras weights": a.weights}, a.overwrite, "output")
     ckpt = import_keras(a.weights, parse_size(a.size))
     save_checkpoint(ckpt, a.out)
     print(f"wrote {a.out}: U-Net with {ckpt['model']['parameters']:,} parameters, "
@@ -143,11 +140,10 @@ def cmd_import_keras(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .config import parse_size
     from .inference.export import export_onnx, export_pt
-    from .safety import plan_files, refuse_overlap
+    from .safety import plan_output
     if a.format == "onnx-int8" and not a.calibration:
         raise RoadsegError("--format onnx-int8 needs --calibration DATA (frames to calibrate the INT8 ranges)")
-    refuse_overlap(a.out, {"model": _model_file(a.model), "calibration dataset": a.calibration}, "output")
-    plan_files([Path(a.out)], overwrite=a.overwrite)
+    plan_output(a.out, {"model": _model_file(a.model), "calibration dataset": a.calibration}, a.overwrite, "output")
     if a.format == "onnx":
         path = export_onnx(a.model, a.out)
     elif a.format == "onnx-int8":
@@ -174,10 +170,9 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
     from .config import parse_size
     from .data.imageio import atomic_write
     from .evaluation.benchmark import benchmark, format_table
-    from .safety import plan_files, refuse_overlap
+    from .safety import plan_output
     if a.json:
-        refuse_overlap(a.json, {"model": _model_file(a.model), "dataset": a.data}, "--json")
-        plan_files([Path(a.json)], overwrite=a.overwrite)
+        plan_output(a.json, {"model": _model_file(a.model), "dataset": a.data}, a.overwrite, "--json")
     rows = benchmark(a.model, a.data, parse_size(a.size) if a.size else None)
     print(format_table(rows))
     if a.json:

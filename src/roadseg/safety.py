@@ -103,6 +103,14 @@ def plan_files(outputs: Iterable[Path], inputs: Iterable[Path] = (), overwrite: 
     return outputs
 
 
+def plan_output(output: str | Path, inputs: Mapping[str, str | Path | None], overwrite: bool = False,
+                flag: str = "--out", file: str | None = None) -> None:
+    """One output (a file, or a folder holding `file`): `refuse_overlap` with the inputs, then
+    `plan_files` for the file it writes."""
+    refuse_overlap(output, inputs, flag)
+    plan_files([Path(output) / file if file else Path(output)], overwrite=overwrite)
+
+
 class RunLock:
     """An exclusive lock on a run folder (RUN/.roadseg.lock, flock) for as long as a run uses it; a
     second run into the same folder is refused in one line. The lock file goes when the run ends."""

@@ -1,7 +1,6 @@
 """Fine-tuning from another model (--init): matching tensors copied, the classifier's rows of shared
 classes kept, a mismatched network refused, the encoder frozen for a while; and the Python API."""
 import numpy as np
-import pytest
 import torch
 
 import roadseg

@@ -66,17 +66,16 @@ def private_dir(folder: Path) -> Path:
     """`folder`, created with mode 0700 if missing; refused (OSError) unless it is owned by this user
     and writable by no one else, since a library loaded from it runs with the user's rights."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
-    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-        raise OSError(f"{folder} is not private to this user (owner {st.st_uid}, mode {oct(st.st_mode & 0o777)})")
+    _check_owned(folder)
     return folder
 
 
 def _check_owned(path: Path) -> None:
-    """Refuse a cached library that this user does not own, or that others may write."""
+    """Refuse a file or folder that this user does not own, or that others may write."""
     st = path.stat()
     if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-        raise OSError(f"{path} is not owned by this user or is writable by others; remove it")
+        raise OSError(f"{path} is not private to this user (owner {st.st_uid}, mode {oct(st.st_mode & 0o777)}); "
+                      "remove it")
 
 
 def _build(compiler: str, out: Path) -> None:

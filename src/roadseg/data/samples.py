@@ -105,13 +105,6 @@ class SampleCache:
         """The distinct ids in the masks."""
         return torch.unique(self.masks).tolist() if len(self.pairs) else []
 
-    def max_id(self, ignore_index: int | None = None) -> int:
-        """Largest class id present (ignoring `ignore_index`)."""
-        ids = torch.unique(self.masks)
-        if ignore_index is not None:
-            ids = ids[ids != ignore_index]
-        return int(ids.max()) if ids.numel() else 0
-
     def batch(self, index: torch.Tensor, transform: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices,
         each pair passed through `transform(image, mask)` first when one is given."""

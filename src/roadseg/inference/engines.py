@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..device import autocast, pick_device
-from ..errors import InputError, note_once
+from ..errors import InputError, note_once, require
 from ..nets import SegNet
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -95,10 +95,7 @@ class WinogradEngine:
 
 def onnx_session(data: bytes) -> Any:
     """An onnxruntime CPU session for ONNX bytes."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise InputError(None, "the onnx backend needs onnxruntime", "pip install 'roadseg[onnx]'") from None
+    ort = require("onnxruntime", "onnx", "the onnx backend")
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
@@ -122,10 +119,7 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, data: bytes) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise InputError(None, "the openvino backend needs OpenVINO", "pip install 'roadseg[openvino]'") from None
+        ov = require("openvino", "openvino", "the openvino backend")
         self._ov, self._core = ov, ov.Core()
         self._model = self._core.read_model(io.BytesIO(data))
         self._compiled: dict[tuple[int, ...], Any] = {}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import FORMAT_VERSION, build_model, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim
+from ..checkpoint import build_model, check_version, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim
 from ..data.imageio import atomic_write
 from ..errors import InputError, require
 from ..nets import check_size
@@ -108,9 +108,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     for entry in proto.metadata_props:
         if entry.key == "roadseg":
             meta = json.loads(entry.value)
-            if meta.get("format_version", 1) > FORMAT_VERSION:
-                raise InputError(path, f"was exported by a newer roadseg (format {meta['format_version']})",
-                                 "upgrade roadseg: pip install -U roadseg")
+            check_version(meta, path)
             return meta
     raise InputError(path, "is an ONNX model without roadseg metadata", "export it with `roadseg export`")
 

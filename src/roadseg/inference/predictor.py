@@ -72,7 +72,7 @@ class Predictor:
         model = build_model(ckpt)
         description = {**ckpt["input"], "size": list(size or ckpt["input"]["size"]),
                        "size_multiple": model.size_multiple}
-        check_size(description["size"], model.size_multiple)
+        check_size(description["size"], model.size_multiple)  # before any export work for onnx/openvino
         onnx = None
         if backend in ("onnx", "openvino"):
             from .export import onnx_bytes

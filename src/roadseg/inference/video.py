@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, require
 from ..data.imageio import atomic_write
 from .render import colorize, overlay
 
@@ -20,11 +20,7 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
 def _ffmpeg():
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise InputError(None, "video input needs imageio-ffmpeg", "pip install 'roadseg[video]'") from None
-    return imageio_ffmpeg
+    return require("imageio_ffmpeg", "video", "video input")
 
 
 def read_video(path: str | Path) -> tuple[dict, Iterator[np.ndarray]]:

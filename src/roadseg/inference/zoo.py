@@ -41,13 +41,16 @@ def int8_fps(ckpt: dict[str, Any], repeats: int = 20) -> float:
     h, w = ckpt["input"]["size"]
     frames = np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
     pre = Preprocess(ckpt["input"])
-    engine = OpenVinoEngine(quantize_int8(onnx_bytes(ckpt), frames, pre))
-    x = pre.tensor(frames[:1])
+    return engine_fps(OpenVinoEngine(quantize_int8(onnx_bytes(ckpt), frames, pre)), pre.tensor(frames[:1]), repeats)
+
+
+def engine_fps(engine: Any, x: torch.Tensor, repeats: int = 20) -> float:
+    """Frames/s of an engine on the batch `x`: one warm-up call (building, compiling), then `repeats`."""
     engine(x)
     t0 = time.perf_counter()
     for _ in range(repeats):
         engine(x)
-    return repeats / (time.perf_counter() - t0)
+    return repeats * len(x) / (time.perf_counter() - t0)
 
 
 def models_table(measure: bool = False) -> str:
