@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Sequence
 
-from .errors import RoadsegError
+from .errors import RoadsegError, SignalStop
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "cityscapes", "generic"]
 TABLE_CHOICES = ["carla", "carla08", "camvid", "cityscapes", "generic"]
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def stop(signum: int, frame: object) -> None:
         received.append(signum)
-        raise KeyboardInterrupt
+        raise SignalStop
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}

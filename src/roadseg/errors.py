@@ -16,6 +16,13 @@ class RoadsegError(Exception):
     exit_code = 2
 
 
+class SignalStop(KeyboardInterrupt):
+    """Raised by roadseg's own SIGINT/SIGTERM handlers. A subclass on purpose: when the exact
+    KeyboardInterrupt passes through code run by ``exec`` (dataclasses, namedtuples: common while
+    torch is imported), CPython marks it unhandled for the whole process and, even though the CLI
+    caught it and returned 130, kills itself with SIGINT at exit (status -2 instead of 130)."""
+
+
 class InputError(RoadsegError):
     """Bad input: names the offending file or folder, what is wrong and how to fix it."""
 

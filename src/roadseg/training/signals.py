@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from ..errors import RoadsegError
+from ..errors import RoadsegError, SignalStop
 
 
 class Interrupted(RoadsegError):
@@ -32,7 +32,7 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise SignalStop
         self.received = signum
 
     def __enter__(self) -> "StopSignals":
