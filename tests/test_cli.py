@@ -118,6 +118,18 @@ def test_signals_end_a_command_in_one_line_and_leave_no_temporary_files(tmp_path
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_ctrl_c_inside_exec_code_still_exits_130(tmp_path):
+    """A Ctrl-C that lands in code run by exec (dataclasses, namedtuples: common while torch imports)
+    exits 130 with the one line, not killed by SIGINT at interpreter exit (the CI failure of stop 17)."""
+    code = ("import sys; from roadseg import cli; import roadseg.commands as c\n"
+            "c.COMMANDS['info'] = lambda a: exec('import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\n"
+            "time.sleep(5)')\n"
+            "sys.exit(cli.main(['info', 'camvid']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("roadseg: interrupted (SIGINT)")
+
+
 def test_help_shows_defaults_and_examples_and_version(capsys):
     """Issue 13, item 1 (part): --version, defaults shown, examples at the end of every command's help."""
     with pytest.raises(SystemExit):
