@@ -88,6 +88,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="SyncBatchNorm across GPUs under torchrun")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
                    help="write TensorBoard event files to RUN/tensorboard")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="log settings, metrics and the run's files to MLflow: MLFLOW_TRACKING_URI if set, "
+                        "else a store in RUN/mlflow.db (needs roadseg[mlflow])")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     from .config import TrainConfig

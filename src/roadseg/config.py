@@ -66,6 +66,7 @@ class TrainConfig:
     ema: float = 0.0                    # decay of an exponential moving average of the weights (e.g. 0.999),
                                         # used for validation and saved as the model; 0 = off
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)
+    mlflow: bool = False                # log to MLflow: MLFLOW_TRACKING_URI, else RUN/mlflow.db (needs roadseg[mlflow])
 
     def __post_init__(self) -> None:
         validate(self)

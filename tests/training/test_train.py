@@ -1,6 +1,9 @@
 """Training writes its run folder, resumes exactly, and never overwrites a run by accident."""
 import csv
+import json
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -236,3 +239,34 @@ def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(tmp_path, carla_dir, am
     assert seen == {torch.bfloat16 if amp and cpu_has_native_bf16() else torch.float32}
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
     assert 0 < scores["loss"] < 10
+
+
+def test_mlflow_run_is_read_back_by_mlflows_client(tmp_path, carla_dir, monkeypatch):
+    """Issue 13, item 7: settings, every epoch's metrics and the run's files, in a store in the run
+    folder; a resumed run goes on in the same MLflow run."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=2, mlflow=True))
+    record = json.loads((run / "mlflow.json").read_text())
+    client = MlflowClient(tracking_uri=record["tracking_uri"])
+    assert record["tracking_uri"].startswith("sqlite:///") and (run / "mlflow.db").is_file()
+    mlrun = client.get_run(record["run_id"])
+    assert mlrun.info.status == "FINISHED"
+    assert mlrun.data.params["epochs"] == "2" and mlrun.data.params["arch"] == "unet"
+    assert [m.step for m in client.get_metric_history(record["run_id"], "val_mean_iou")] == [1, 2]
+    assert {"best.pt", "curves.png", "metrics.csv", "config.yaml"} <= {a.path for a in client.list_artifacts(record["run_id"])}
+    assert not (tmp_path / "mlruns").exists() and not Path("mlruns").exists()
+
+    train(tiny_config(carla_dir, tmp_path / "r", epochs=3, mlflow=True), resume=True)
+    assert json.loads((run / "mlflow.json").read_text())["run_id"] == record["run_id"]
+    assert [m.step for m in client.get_metric_history(record["run_id"], "val_mean_iou")] == [1, 2, 3]
+    assert client.get_run(record["run_id"]).info.status == "FINISHED"
+
+
+def test_mlflow_without_the_extra_is_one_line_before_anything_is_written(tmp_path, carla_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow now raises ImportError
+    with pytest.raises(InputError, match=r"roadseg\[mlflow\]"):
+        train(tiny_config(carla_dir, tmp_path / "r", epochs=1, mlflow=True))
+    assert not (tmp_path / "r").exists()

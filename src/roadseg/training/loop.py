@@ -62,7 +62,8 @@ class Trainer:
         self.resumes: list[dict[str, Any]] = []  # settings changed by each --resume
         self.init = self.parts.init  # where the weights started (--init), kept across resumes
         self.signals = StopSignals()
-        self.log = RunLog(out, cfg.tensorboard and self.world.main, cfg.progress)
+        self.log = RunLog(out, cfg.tensorboard and self.world.main, cfg.progress,
+                          mlflow=cfg.to_dict() if cfg.mlflow and self.world.main else None)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -190,8 +191,9 @@ class Trainer:
         best_epoch = max(range(len(scores)), key=lambda i: scores[i])
         return len(scores) - 1 - best_epoch >= self.cfg.patience
 
-    def close(self) -> None:
-        self.log.close()
+    def close(self, status: str = "FINISHED") -> None:
+        """Close the run's outputs (`status` is what MLflow records: FINISHED, KILLED or FAILED)."""
+        self.log.close(status)
         if self.world.distributed:  # DDP's reducer must go before its process group, or exit may abort
             import gc
             self.parts.net = self.parts.model

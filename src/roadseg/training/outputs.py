@@ -1,11 +1,12 @@
 """What a run writes as it goes, besides checkpoints: metrics.csv, curves.png, TensorBoard scalars
-(with --tensorboard) and one printed line per epoch.
+(with --tensorboard), MLflow records (with --mlflow, `roadseg.training.tracking`) and one printed
+line per epoch.
 
 Usage::
 
     log = RunLog(run_dir, tensorboard=False)
     log.epoch(history)          # after each epoch, on rank 0
-    log.close()
+    log.close("FINISHED")
 """
 from __future__ import annotations
 
@@ -32,10 +33,16 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 class RunLog:
-    """metrics.csv, curves.png and TensorBoard event files of one run folder."""
+    """metrics.csv, curves.png, TensorBoard event files and MLflow records of one run folder."""
 
-    def __init__(self, out: Path, tensorboard: bool = False, progress: bool = True) -> None:
+    def __init__(self, out: Path, tensorboard: bool = False, progress: bool = True,
+                 mlflow: dict[str, Any] | None = None) -> None:
+        """`mlflow`: the resolved settings to log to MLflow, or None for no MLflow."""
         self.out, self.progress = out, progress
+        self.tracker = None
+        if mlflow is not None:
+            from .tracking import MlflowTracker
+            self.tracker = MlflowTracker(out, mlflow)
         self._writer_class = None
         self._writer = None
         if tensorboard:
@@ -52,6 +59,8 @@ class RunLog:
         self.write_metrics(history)
         plot_curves(history, self.out / "curves.png", note)
         self.tensorboard(history[-1])
+        if self.tracker is not None and not note:
+            self.tracker.epoch(history[-1])
         if self.progress and not note:
             print(format_row(history[-1]), flush=True)
 
@@ -75,6 +84,8 @@ class RunLog:
                 self._writer.add_scalar(tag, value, row["epoch"])
         self._writer.flush()
 
-    def close(self) -> None:
+    def close(self, status: str = "FINISHED") -> None:
+        if self.tracker is not None:
+            self.tracker.finish(status)
         if self._writer is not None:
             self._writer.close()

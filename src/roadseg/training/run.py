@@ -19,11 +19,12 @@ from ..errors import InputError
 from ..safety import LOCK_NAME, RunLock, is_empty, refuse_deleting_here, refuse_overlap, resolved
 from .build import prepare_data
 from .loop import Trainer
+from .signals import Interrupted
 from .state import restore
 
 # Settings a resumed run may change (each change is kept in the checkpoint's training.resumes);
 # any other change would make the continued run a different run, and is refused.
-RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "device")
+RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "mlflow", "device")
 
 
 def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, list[Any]]:
@@ -77,6 +78,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     trainer = Trainer(cfg, data, out, resume=resume)  # checks every setting before anything is written
     main = trainer.world.main
     lock = RunLock(out) if main else None
+    status = "FAILED"  # what MLflow (with --mlflow) records unless the run ends otherwise
     try:
         if lock is not None:
             lock.__enter__()
@@ -93,8 +95,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         if main:
             cfg.save(out / "config.yaml")
         trainer.fit()
+        status = "FINISHED"
+    except Interrupted:
+        status = "KILLED"
+        raise
     finally:
-        trainer.close()
+        trainer.close(status)
         if lock is not None:
             lock.__exit__(None, None, None)
     return out
