@@ -88,6 +88,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="SyncBatchNorm across GPUs under torchrun")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
                    help="write TensorBoard event files to RUN/tensorboard")
+    p.add_argument("--workers", type=int, help="processes that decode and augment batches (DataLoader "
+                   "workers); 0 = in the training process (default: from the CPU cores, 0 on 2 or 4 cores)")
+    p.add_argument("--cache-gb", type=float, help="GB of decoded frames kept in memory; frames beyond it are "
+                   "decoded each epoch (default: half the memory available; 0 = decode every frame every epoch)")
     p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
                    help="log settings, metrics and the run's files to MLflow: MLFLOW_TRACKING_URI if set, "
                         "else a store in RUN/mlflow.db (needs roadseg[mlflow])")

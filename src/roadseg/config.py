@@ -66,6 +66,8 @@ class TrainConfig:
     ema: float = 0.0                    # decay of an exponential moving average of the weights (e.g. 0.999),
                                         # used for validation and saved as the model; 0 = off
     tensorboard: bool = False           # TensorBoard event files in RUN/tensorboard (needs tensorboard)
+    workers: int | None = None          # DataLoader worker processes; None: from the cores (0 on a 2-core CPU)
+    cache_gb: float | None = None       # decoded samples kept in memory; None: half the memory available
     mlflow: bool = False                # log to MLflow: MLFLOW_TRACKING_URI, else RUN/mlflow.db (needs roadseg[mlflow])
 
     def __post_init__(self) -> None:
@@ -114,7 +116,8 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "weight_decay": (0, None, True), "val_fraction": (0, 1, True), "dropout": (0, 1, True),
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
-           "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True)}
+           "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
+           "workers": (0, None, True), "cache_gb": (0, None, True)}
 _HIGH_ALLOWED = {"num_classes", "aug_hflip"}  # ranges whose highest value is itself allowed
 
 

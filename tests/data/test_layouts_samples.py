@@ -127,3 +127,21 @@ def test_empty_and_missing(tmp_path):
     shutil.rmtree(tmp_path / "CameraMask")
     with pytest.raises(InputError, match="CameraMask: folder not found"):
         discover(tmp_path, "carla")
+
+
+def test_sample_cache_keeps_what_fits_and_decodes_the_rest(carla_dir):
+    """Issue 13, item 9: `cache_bytes` bounds the frames held in memory; the others are decoded on use,
+    identical to the cached ones; id counts and checks cover every frame."""
+    pairs = split_pairs(discover(carla_dir), 0.0, 0)[0]
+    full = SampleCache.load(pairs, (32, 48))
+    part = SampleCache.load(pairs, (32, 48), cache_bytes=2 * 32 * 48 * 4 + 5)
+    none = SampleCache.load(pairs, (32, 48), cache_bytes=0)
+    assert (full.cached, part.cached, none.cached) == (len(pairs), 2, 0)
+    for i in range(len(pairs)):
+        for cache in (part, none):
+            image, mask = cache.sample(i)
+            assert np.array_equal(image, full.images[i].numpy()) and np.array_equal(mask, full.masks[i].numpy())
+    assert np.array_equal(none.counts, full.counts) and none.ids() == full.ids()
+    assert none.counts.sum() == len(pairs) * 32 * 48
+    with pytest.raises(InputError, match="outside 0..2"):
+        none.check_ids(3, None)

@@ -5,29 +5,29 @@ import pytest
 import torch
 
 from roadseg.errors import InputError
-from roadseg.data.class_weights import class_weights
+from roadseg.data.class_weights import class_weights, id_counts
 from roadseg.training.optim import lr_factor, make_optimizer, make_scheduler
 
 
 def test_median_frequency_by_hand():
     # class 0: 6 px in 2 images of 4 px (freq 6/8); class 1: 1 px in 1 image (1/4); class 2: 1 px (1/4)
     masks = torch.tensor([[[0, 0], [0, 1]], [[0, 0], [0, 2]]])
-    w = class_weights("median-frequency", masks, num_classes=4)
+    w = class_weights("median-frequency", id_counts(masks), num_classes=4)
     assert torch.allclose(w, torch.tensor([0.25 / 0.75, 1.0, 1.0, 0.0]))
 
 
 def test_median_frequency_ignores_ignore_id():
     masks = torch.tensor([[[0, 1], [3, 3]]])
-    w = class_weights("median-frequency", masks, num_classes=3, ignore_index=3)
+    w = class_weights("median-frequency", id_counts(masks), num_classes=3, ignore_index=3)
     assert torch.allclose(w, torch.tensor([1.0, 1.0, 0.0]))
 
 
 def test_weights_file(tmp_path):
     (tmp_path / "w.json").write_text(json.dumps([1, 2, 3]))
-    assert class_weights(str(tmp_path / "w.json"), torch.zeros(1, 2, 2), 3).tolist() == [1, 2, 3]
+    assert class_weights(str(tmp_path / "w.json"), id_counts(torch.zeros(1, 2, 2)), 3).tolist() == [1, 2, 3]
     with pytest.raises(InputError, match="list of 4 numbers"):
-        class_weights(str(tmp_path / "w.json"), torch.zeros(1, 2, 2), 4)
-    assert class_weights("none", torch.zeros(1, 2, 2), 3) is None
+        class_weights(str(tmp_path / "w.json"), id_counts(torch.zeros(1, 2, 2)), 4)
+    assert class_weights("none", id_counts(torch.zeros(1, 2, 2)), 3) is None
 
 
 def test_poly_with_warmup():

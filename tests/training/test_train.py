@@ -106,6 +106,18 @@ def test_recipe_resume_equals_uninterrupted(tmp_path, carla_dir):
     assert cfg["crop"] == "32x32" and cfg["schedule"] == "poly" and cfg["aug_scale"] == [0.75, 1.5]
 
 
+def test_workers_and_cache_off_give_the_same_weights_and_resume_exactly(tmp_path, carla_dir):
+    """Issue 13, item 9: two DataLoader workers decoding every frame each epoch (--cache-gb 0) train
+    the same weights as the in-process, fully cached path, and a resumed run matches both."""
+    straight = train(tiny_config(carla_dir, tmp_path / "a", epochs=2, workers=0, **RECIPE))
+    train(tiny_config(carla_dir, tmp_path / "b", epochs=1, workers=2, cache_gb=0.0, **RECIPE))
+    resumed = train(tiny_config(carla_dir, tmp_path / "b", epochs=2, workers=2, cache_gb=0.0, **RECIPE), resume=True)
+    a = load_checkpoint(straight / "last.pt")["model"]["state_dict"]
+    b = load_checkpoint(resumed / "last.pt")["model"]["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_checkpoint(resumed / "last.pt")["training"]["config"]["cache_gb"] == 0.0
+
+
 def test_early_stopping(tmp_path, carla_dir):
     run = train(tiny_config(carla_dir, tmp_path / "r", epochs=30, patience=1, lr=0.0))
     rows = list(csv.DictReader(open(run / "metrics.csv")))

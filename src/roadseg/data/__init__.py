@@ -1,7 +1,8 @@
 """Data, from files on disk to tensors: safe image and mask decoding (`imageio`), dataset layouts,
-pairing and splits (`layouts`), resizing, the in-memory sample cache and the one preprocessing step
-(`samples`), augmentation (`augment`), class weights (`class_weights`), dataset checks (`check`)
-and synthetic CARLA-format scenes (`synth`). Nothing here knows about networks or training.
+pairing and splits (`layouts`), resizing, the sample cache and the one preprocessing step
+(`samples`), batches and DataLoader workers (`loader`), augmentation (`augment`), class weights
+(`class_weights`), dataset checks (`check`) and synthetic CARLA-format scenes (`synth`). Nothing
+here knows about networks or training.
 
 Usage::
 

@@ -1,13 +1,13 @@
 """Training-time augmentation with albumentations, applied identically to image and mask.
 
 Random scale, pad-if-needed and random crop to the training crop, horizontal flip and colour
-jitter. The random stream is reseeded from (seed, epoch) so a resumed run sees the same
-augmentations as an uninterrupted one.
+jitter. The random stream is reseeded from (seed, epoch, sample) before each sample, so a resumed
+run, any number of DataLoader workers and any rank see the same augmentation of a sample.
 
 Usage::
 
     aug = Augmenter(crop=(192, 256), scale=(0.75, 1.5), hflip=0.5, color=0.2, fill_mask=11)
-    aug.reseed(seed=0, epoch=3)
+    aug.reseed(seed=0, epoch=3, sample=17)
     image, mask = aug(image_uint8_hwc, mask_uint8_hw)
 """
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Augmenter:
             steps.append(A.ColorJitter(brightness=color, contrast=color, saturation=color, hue=color / 4, p=0.8))
         self.pipeline = A.Compose(steps, seed=0)
 
-    def reseed(self, seed: int, epoch: int) -> None:
-        """Make the next draws a function of (seed, epoch) only."""
-        self.pipeline.set_random_seed(seed * 1_000_003 + epoch)
+    def reseed(self, seed: int, epoch: int, sample: int = 0) -> None:
+        """Make the next draws a function of (seed, epoch, sample) only."""
+        self.pipeline.set_random_seed(int(np.random.SeedSequence([seed, epoch, sample]).generate_state(1)[0]))
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.pipeline(image=image, mask=mask)

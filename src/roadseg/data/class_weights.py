@@ -1,33 +1,41 @@
-"""Class weights for the loss, from a training split's masks (median-frequency balancing) or a file.
+"""Class weights for the loss, from a training split's per-frame id counts (median-frequency
+balancing) or a file.
 
-Usage: ``weights = class_weights("median-frequency", train_masks, num_classes=11, ignore_index=11)``
+Usage: ``weights = class_weights("median-frequency", train.counts, num_classes=11, ignore_index=11)``
+(``id_counts(masks)`` makes the counts from masks in memory).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
 from ..errors import InputError
 
 
-def class_weights(spec: str, masks: torch.Tensor, num_classes: int,
+def id_counts(masks: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per-frame pixel counts of every id 0..255: (N, 256) int64, from N uint8 HxW masks."""
+    masks = np.asarray(masks, dtype=np.uint8).reshape(len(masks), -1)
+    return np.stack([np.bincount(m, minlength=256) for m in masks]) if len(masks) else np.zeros((0, 256), np.int64)
+
+
+def class_weights(spec: str, counts: np.ndarray, num_classes: int,
                   ignore_index: int | None = None) -> torch.Tensor | None:
-    """None for 'none'; median-frequency balancing from the training masks; or a JSON/YAML list."""
+    """None for 'none'; median-frequency balancing from the training frames' id counts (N, 256): a
+    class's frequency is its pixels over the valid pixels of the frames it appears in; or a JSON/YAML list."""
     if spec in ("none", None, ""):
         return None
     if spec == "median-frequency":
-        flat = masks.reshape(masks.shape[0], -1).long()
-        counts = torch.zeros(num_classes, dtype=torch.float64)
-        image_pixels = torch.zeros(num_classes, dtype=torch.float64)
-        for m in flat:
-            valid = m[(m < num_classes) & ((m != ignore_index) if ignore_index is not None else True)]
-            c = torch.bincount(valid, minlength=num_classes).double()
-            counts += c
-            image_pixels += (c > 0).double() * valid.numel()
-        freq = torch.where(image_pixels > 0, counts / image_pixels.clamp(min=1), torch.zeros_like(counts))
+        c = torch.as_tensor(np.asarray(counts)[:, :num_classes], dtype=torch.float64).clone()
+        if ignore_index is not None and ignore_index < num_classes:
+            c[:, ignore_index] = 0
+        valid = c.sum(1, keepdim=True)                      # each frame's pixels of real classes
+        counts_total = c.sum(0)
+        image_pixels = ((c > 0).double() * valid).sum(0)
+        freq = torch.where(image_pixels > 0, counts_total / image_pixels.clamp(min=1), torch.zeros_like(counts_total))
         present = freq > 0
         median = freq[present].median()
         weights = torch.where(present, median / freq.clamp(min=1e-12), torch.zeros_like(freq))

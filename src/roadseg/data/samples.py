@@ -74,19 +74,27 @@ def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 class SampleCache:
-    """All decoded, resized samples of a split held in memory as uint8, so epochs never decode PNGs."""
+    """The decoded, resized samples of a split: every pair is decoded and checked once at load; the
+    first ones, as many as `cache_bytes` allows (all by default), stay in memory as uint8 and the
+    rest are decoded again whenever they are used. Per-frame id counts are kept for all of them."""
 
-    def __init__(self, pairs: list[Pair], images: torch.Tensor, masks: torch.Tensor) -> None:
-        self.pairs, self.images, self.masks = pairs, images, masks
+    def __init__(self, pairs: list[Pair], images: torch.Tensor, masks: torch.Tensor, counts: np.ndarray,
+                 size: tuple[int, int], resize: str = "bilinear", class_map: np.ndarray | None = None) -> None:
+        self.pairs, self.images, self.masks, self.counts = pairs, images, masks, counts
+        self.size, self.resize, self.class_map = size, resize, class_map
 
     @classmethod
     def load(cls, pairs: list[Pair], size: tuple[int, int], num_classes: int | None = None,
              ignore_index: int | None = None, resize: str = "bilinear", progress: bool = False,
-             class_map: np.ndarray | None = None) -> "SampleCache":
+             class_map: np.ndarray | None = None, cache_bytes: int | None = None) -> "SampleCache":
         """Decode every pair once (mask ids through `class_map` when given); validates files and class
-        ids (num_classes None skips the id check)."""
-        images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
-        masks = np.empty((len(pairs), size[0], size[1]), dtype=np.uint8)
+        ids (num_classes None skips the id check). Keeps the first samples that fit in `cache_bytes`
+        (None: all) in memory."""
+        per_sample = size[0] * size[1] * 4
+        keep = len(pairs) if cache_bytes is None else min(len(pairs), max(int(cache_bytes), 0) // per_sample)
+        images = np.empty((keep, size[0], size[1], 3), dtype=np.uint8)
+        masks = np.empty((keep, size[0], size[1]), dtype=np.uint8)
+        counts = np.zeros((len(pairs), 256), dtype=np.int64)
         items: Iterable = enumerate(pairs)
         if progress:
             from tqdm import tqdm
@@ -95,22 +103,38 @@ class SampleCache:
             image, mask = load_pair(pair, size, resize, class_map=class_map)
             if num_classes is not None:
                 check_ids(mask, pair.mask, num_classes, ignore_index)
-            images[i], masks[i] = image, mask
-        return cls(pairs, torch.from_numpy(images), torch.from_numpy(masks))
+            counts[i] = np.bincount(mask.ravel(), minlength=256)
+            if i < keep:
+                images[i], masks[i] = image, mask
+        return cls(pairs, torch.from_numpy(images), torch.from_numpy(masks), counts, size, resize, class_map)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    @property
+    def cached(self) -> int:
+        """How many samples (the first ones) are held in memory."""
+        return len(self.images)
+
     def ids(self) -> list[int]:
         """The distinct ids in the masks."""
-        return torch.unique(self.masks).tolist() if len(self.pairs) else []
+        return np.flatnonzero(self.counts.sum(0)).tolist()
+
+    def check_ids(self, num_classes: int, ignore_index: int | None) -> None:
+        """`check_ids` for every mask, from the id counts (no decoding)."""
+        for pair, counts in zip(self.pairs, self.counts):
+            check_ids(np.flatnonzero(counts), pair.mask, num_classes, ignore_index)
+
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample `i` as (uint8 HxWx3 image, uint8 HxW mask): from memory, or decoded again."""
+        if i < self.cached:
+            return self.images[i].numpy(), self.masks[i].numpy()
+        return load_pair(self.pairs[i], self.size, self.resize, class_map=self.class_map)
 
     def batch(self, index: torch.Tensor, transform: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices,
         each pair passed through `transform(image, mask)` first when one is given."""
-        if transform is None:
-            return to_tensor(self.images[index]), self.masks[index].long()
-        pairs = [transform(self.images[i].numpy(), self.masks[i].numpy()) for i in index.tolist()]
-        images = np.stack([p[0] for p in pairs])
-        masks = np.stack([p[1] for p in pairs])
-        return to_tensor(images), torch.from_numpy(masks).long()
+        pairs = [self.sample(i) for i in index.tolist()]
+        if transform is not None:
+            pairs = [transform(image, mask) for image, mask in pairs]
+        return to_tensor(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])).long()

@@ -42,7 +42,7 @@ def training_class_weights(ckpt: dict[str, Any]) -> torch.Tensor:
     train = select_trained_split(layout, "train", data)
     cache = SampleCache.load(train, tuple(ckpt["input"]["size"]), resize=ckpt["input"].get("resize", "bilinear"))
     classes = ckpt["classes"]
-    return class_weights(spec, cache.masks, len(classes["names"]), classes.get("ignore_index"))
+    return class_weights(spec, cache.counts, len(classes["names"]), classes.get("ignore_index"))
 
 
 def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:

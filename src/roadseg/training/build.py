@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -18,9 +19,10 @@ import torch
 from .. import nets
 from ..classes import ClassTable, class_table, mapped_table, resolve_ignore
 from ..config import TrainConfig, parse_size
-from ..data import Layout, SampleCache, check_ids, discover, split_pairs
+from ..data import Layout, SampleCache, discover, split_pairs
 from ..data.augment import Augmenter
 from ..data.class_weights import class_weights
+from ..data.loader import cache_budget
 from ..device import amp_dtype
 from ..errors import InputError
 from .distributed import World, is_main_process
@@ -77,15 +79,17 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     if cfg.class_map:
         table_name, lut, ignore = mapped_table(cfg.class_map, layout.format, cfg.classes)
     progress = cfg.progress and is_main_process()
-    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress, class_map=lut)
-    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress, class_map=lut)
+    budget = cache_budget(cfg.cache_gb, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress, class_map=lut,
+                             cache_bytes=budget)
+    budget = max(budget - train.cached * size[0] * size[1] * 4, 0)
+    val = SampleCache.load(val_pairs, size, resize=cfg.resize, progress=progress, class_map=lut, cache_bytes=budget)
     num_classes = cfg.num_classes
     if num_classes is None and table_name == "generic":
         num_classes = inferred_class_count(train, val, ignore)
     table = class_table(table_name, num_classes, ignore)
     for cache in (train, val):
-        for i, pair in enumerate(cache.pairs):
-            check_ids(cache.masks[i].numpy(), pair.mask, table.num_classes, ignore)
+        cache.check_ids(table.num_classes, ignore)
     return PreparedData(layout, table, size, train, val)
 
 
@@ -143,7 +147,7 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     steps = math.ceil(math.ceil(len(data.train) / world.size) / batch)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
     table = data.table
-    weights = class_weights(cfg.class_weights, data.train.masks, table.num_classes, table.ignore_index)
+    weights = class_weights(cfg.class_weights, data.train.counts, table.num_classes, table.ignore_index)
     augmenter = None
     if cfg.augment or cfg.crop:
         crop = parse_size(cfg.crop) if cfg.crop else None

@@ -1,5 +1,6 @@
-"""The training loop: `Trainer` runs epochs over cached samples (train, then val), checks the loss,
-saves last.pt/best.pt after every epoch on rank 0, and stops early or on a signal.
+"""The training loop: `Trainer` runs epochs over the splits' batches (`roadseg.data.loader`; train,
+then val), checks the loss, saves last.pt/best.pt after every epoch on rank 0, and stops early or on
+a signal.
 
 Usage::
 
@@ -9,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import TrainConfig
 from ..data import SampleCache
+from ..data.loader import batches, default_workers
 from ..device import autocast
 from ..errors import RoadsegError
 from ..evaluation.metrics import ConfusionMatrix
@@ -50,6 +53,8 @@ class Trainer:
         self.world = world or World.from_env(cfg.device)
         self.device = self.world.device
         self.batch_size = self.world.local_batch(cfg.batch_size)
+        self.workers = cfg.workers if cfg.workers is not None else default_workers(
+            self.device.type == "cuda", int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self.parts = build_parts(cfg, data, self.world, fresh=not resume)
         self.ema = None
         if cfg.ema:
@@ -84,8 +89,6 @@ class Trainer:
         n = len(cache)
         order = epoch_order(n, cfg.seed, self.epoch, world) if train else world.shard(torch.arange(n), pad=False)
         transform = parts.augmenter if train else None
-        if transform is not None:
-            transform.reseed(cfg.seed + 7919 * world.rank, self.epoch)
         cm = ConfusionMatrix(self.data.table.num_classes, self.data.table.ignore_index)
         total_loss, total_count = 0.0, 0
         bar = None
@@ -93,9 +96,10 @@ class Trainer:
             from tqdm import tqdm
             desc = f"epoch {self.epoch + 1}/{cfg.epochs} {'train' if train else 'val'}"
             bar = tqdm(total=len(order), desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None)
-        for step, start in enumerate(range(0, len(order), self.batch_size)):
+        feed = batches(cache, order, self.batch_size, transform, cfg.seed, self.epoch, self.workers,
+                       pin_memory=self.device.type == "cuda")
+        for step, (images, masks) in enumerate(feed):
             t_step = time.perf_counter()
-            images, masks = cache.batch(order[start:start + self.batch_size], transform)
             images = images.to(self.device, memory_format=parts.memory_format, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
             with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):

@@ -24,7 +24,7 @@ from .state import restore
 
 # Settings a resumed run may change (each change is kept in the checkpoint's training.resumes);
 # any other change would make the continued run a different run, and is refused.
-RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "mlflow", "device")
+RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "mlflow", "device", "workers", "cache_gb")
 
 
 def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, list[Any]]:

@@ -1,0 +1,33 @@
+"""The batch path: workers, per-sample augmentation seeds and the --workers / --cache-gb defaults."""
+import torch
+
+from roadseg.data import SampleCache, discover, split_pairs
+from roadseg.data import loader
+from roadseg.data.augment import Augmenter
+
+
+def test_batches_do_not_depend_on_workers_or_order(carla_dir):
+    cache = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0], (64, 96), cache_bytes=0)
+    aug = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2)
+    order = torch.tensor([5, 1, 7, 3, 0, 2])
+    here = list(loader.batches(cache, order, 4, aug, seed=1, epoch=2, workers=0))
+    pooled = list(loader.batches(cache, order, 4, aug, seed=1, epoch=2, workers=2))
+    assert [b[0].shape[0] for b in here] == [4, 2]
+    for (x, y), (u, v) in zip(here, pooled):
+        assert torch.equal(x, u) and torch.equal(y, v)
+    # a sample's augmentation is its own: the same at another position of another order
+    alone = next(loader.batches(cache, torch.tensor([7]), 4, aug, seed=1, epoch=2))
+    assert torch.equal(alone[0][0], here[0][0][2])
+    other_epoch = next(loader.batches(cache, torch.tensor([7]), 4, aug, seed=1, epoch=3))
+    assert not torch.equal(alone[0], other_epoch[0])
+
+
+def test_defaults_follow_cores_and_memory(monkeypatch):
+    monkeypatch.setattr(loader, "cpu_cores", lambda: 2)
+    assert loader.default_workers(cuda=False) == 0 and loader.default_workers(cuda=True) == 1
+    monkeypatch.setattr(loader, "cpu_cores", lambda: 16)
+    assert loader.default_workers(cuda=False) == 3 and loader.default_workers(cuda=True) == 8
+    assert loader.default_workers(cuda=True, ranks_here=8) == 1
+    monkeypatch.setattr(loader, "available_memory", lambda: 8_000_000_000)
+    assert loader.cache_budget(None) == 4_000_000_000 and loader.cache_budget(None, ranks_here=2) == 2_000_000_000
+    assert loader.cache_budget(0.5) == 500_000_000 and loader.cache_budget(0.0) == 0
