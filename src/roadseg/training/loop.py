@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -43,6 +43,22 @@ def epoch_order(n: int, seed: int, epoch: int, world: World) -> torch.Tensor:
     return torch.tensor(list(sampler), dtype=torch.long)
 
 
+def ema_update(decay: float) -> Callable[[list, list, torch.Tensor], None]:
+    """The weight average's step: decay warmed up as min(decay, (1 + n) / (10 + n)) after n updates (as
+    timm's ModelEma does). Without the warm-up the initial weights and batch-norm statistics keep a
+    share of decay**n: 0.23 of the first batch norm's variance after 32 CamVid epochs at 0.999, which
+    held the average at val mIoU 0.07 while the trained weights scored 0.56."""
+    def update(averaged: list, current: list, n: torch.Tensor) -> None:
+        steps = float(n)
+        d = min(decay, (1.0 + steps) / (10.0 + steps))
+        if torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - d)
+        else:  # integer buffers (batch norm's step count): lerp takes only floats
+            for a, c in zip(averaged, current):
+                a.copy_(a * d + c * (1.0 - d))
+    return update
+
+
 class Trainer:
     """One run: the parts built from `cfg` (`self.parts`), the epoch, history and best score; `fit()`
     trains to `cfg.epochs`."""
@@ -58,8 +74,8 @@ class Trainer:
         self.parts = build_parts(cfg, data, self.world, fresh=not resume)
         self.ema = None
         if cfg.ema:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            self.ema = AveragedModel(self.parts.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            from torch.optim.swa_utils import AveragedModel
+            self.ema = AveragedModel(self.parts.model, multi_avg_fn=ema_update(cfg.ema), use_buffers=True)
         self.compile_seconds: float | None = None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
