@@ -46,7 +46,8 @@ def cmd_train(a: argparse.Namespace) -> None:
         raise RoadsegError("no dataset given; pass --data DIR (or set data: in --config)")
     _keep_freed_memory(cfg.device)
     run = train(cfg, resume=bool(a.resume), overwrite=a.overwrite,
-                inputs={"config": a.config, "model given to --init": _model_file(cfg.init) if cfg.init else None})
+                inputs={"config": a.config, "model given to --init": _model_file(cfg.init) if cfg.init else None,
+                        "encoder weights": cfg.encoder_weights if cfg.encoder_weights not in ("imagenet", "none") else None})
     if is_main_process():
         print(f"run written to {run} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
 

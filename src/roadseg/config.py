@@ -43,6 +43,8 @@ class TrainConfig:
     depth: int = 5
     dropout: float = 0.3
     batch_norm: bool = False
+    encoder: str = "resnet34"           # smp-* networks: any smp or timm encoder
+    encoder_weights: str = "imagenet"   # smp-* networks: imagenet (downloaded by smp/timm), none, or a saved state dict
     crop: str | None = None             # train on random HxW crops of the `size` samples
     augment: bool = False               # random scale, flip and colour jitter (albumentations)
     aug_scale: list = field(default_factory=lambda: [0.75, 1.5])

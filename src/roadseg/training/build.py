@@ -31,7 +31,7 @@ from .losses import make_loss
 from .optim import make_optimizer, make_scheduler
 
 # Config keys that are network settings; a network takes those its constructor accepts.
-NETWORK_KEYS = ("base_filters", "depth", "dropout", "batch_norm")
+NETWORK_KEYS = ("base_filters", "depth", "dropout", "batch_norm", "encoder", "encoder_weights")
 
 
 @dataclass
