@@ -61,6 +61,20 @@ class Up(nn.Module):
         return self.fuse(torch.cat([x, skip], 1))
 
 
+def through_u(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The U of `net` (an `encoder` list, `context`, `dropout` and a `decoder` list of skip-fusing
+    blocks): each encoder output is kept as a skip, the deepest goes through the context, and the
+    decoder fuses the skips back in reverse order."""
+    skips = []
+    for block in net.encoder:
+        x = block(x)
+        skips.append(x)
+    x = net.dropout(net.context(skips.pop()))
+    for up in net.decoder:
+        x = up(x, skips.pop())
+    return x
+
+
 @register("fastunet")
 class FastUNet(SegNet):
     """Widths width * (1, 2, 4, 8, 16) at 1/2 .. 1/32 resolution."""
@@ -83,12 +97,5 @@ class FastUNet(SegNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
-        size = x.shape[-2:]
-        skips = []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)
-        x = self.dropout(self.context(skips.pop()))
-        for up in self.decoder:
-            x = up(x, skips.pop())
-        return F.interpolate(self.classifier(x), size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(self.classifier(through_u(self, x)), size=x.shape[-2:], mode="bilinear",
+                             align_corners=False)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import SegNet
-from .fastunet import ConvBNReLU, GlobalContext
+from .fastunet import ConvBNReLU, GlobalContext, through_u
 from .registry import register
 
 
@@ -96,12 +96,5 @@ class ResUNet(SegNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
-        image, skips = x, []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)
-        x = self.dropout(self.context(skips.pop()))
-        for up in self.decoder:
-            x = up(x, skips.pop())
-        x = F.interpolate(x, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return self.classifier(self.head(torch.cat([x, self.full(image)], 1)))
+        u = F.interpolate(through_u(self, x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.head(torch.cat([u, self.full(x)], 1)))
