@@ -40,10 +40,12 @@ def __getattr__(name: str) -> Any:
     return loaded if attr is None else getattr(loaded, attr)
 
 
-def load(model: str | Path, device: str = "auto", backend: str = "torch", winograd: bool = True) -> "Predictor":
-    """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid")."""
+def load(model: str | Path, device: str = "auto", backend: str = "torch", winograd: bool = True,
+         precision: str = "auto") -> "Predictor":
+    """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid"); `precision`
+    auto, fp32 or bf16 (see `roadseg predict --help`)."""
     from .inference.predictor import Predictor
-    return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd)
+    return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd, precision=precision)
 
 
 def train(data: str | Path, out: str | Path = "runs/train", *, init: str | None = None, resume: bool = False,

@@ -19,6 +19,9 @@ TABLE_CHOICES = ["carla", "carla08", "camvid", "cityscapes", "generic"]
 NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions instead of roadseg's Winograd "
                     "kernels (same logits within 1e-4, slower)")
 
+PRECISION_CHOICES = ["auto", "fp32", "bf16"]
+PRECISION_HELP = ("torch backend: what the network computes in; auto = bf16 on CPUs with native bf16 (AVX512-BF16, "
+                  "AMX) for models whose card records bf16 as checked, else fp32 (on CUDA its mixed precision)")
 SIZE_HELP = ("network input HEIGHTxWIDTH (default: the checkpoint's), or 'native': each frame at its own size, "
              "padded to the network's multiple and cropped back")
 TILE_HELP = ("sliding-window inference for frames much larger than the training size: windows of HxW "
@@ -196,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine")
     p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
     _add_overwrite(p, "an existing --json file or --report page")
@@ -218,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
     p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     p.add_argument("--tile", metavar="HxW", help=TILE_HELP)

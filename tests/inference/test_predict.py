@@ -150,3 +150,30 @@ def test_skip_errors_goes_on_and_exits_1(trained, carla_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped" in err and "broken.png" in err and "skipped 1 unreadable input" in err
     assert (tmp_path / "lenient" / "000003.png").exists() and not (tmp_path / "lenient" / "broken.png").exists()
+
+
+def test_precision_bf16_close_to_fp32_and_auto_follows_the_card(trained, carla_dir, tmp_path, monkeypatch):
+    """Issue 12, item 3: --precision fp32|bf16|auto; auto is bf16 only where the CPU has it natively and
+    the model card records the bf16 check."""
+    import torch
+
+    import roadseg.inference.engines as engines
+    from roadseg.checkpoint import load_checkpoint, save_checkpoint
+    frames = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    fp32 = Predictor.from_checkpoint(trained, "cpu", precision="fp32")
+    bf16 = Predictor.from_checkpoint(trained, "cpu", precision="bf16")
+    assert bf16.engine.name == "torch" and bf16.engine.precision == "bf16"
+    a, b = fp32.logits(frames), bf16.logits(frames)
+    assert b.dtype == torch.float32 and (a - b).abs().max() <= 0.05 * a.abs().max()
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.95
+
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    assert engines.resolve_precision("auto", torch.device("cpu"), {}) == "fp32"
+    assert engines.resolve_precision("auto", torch.device("cpu"), {"precision": "bf16 (val mIoU 0.1 points below fp32)"}) == "bf16"
+    ckpt = load_checkpoint(trained)
+    ckpt["card"] = {**ckpt.get("card", {}), "precision": "bf16"}
+    save_checkpoint(ckpt, tmp_path / "checked.pt")
+    assert Predictor.from_checkpoint(tmp_path / "checked.pt", "cpu").engine.precision == "bf16"
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: False)
+    assert engines.resolve_precision("auto", torch.device("cpu"), {"precision": "bf16"}) == "fp32"
+    assert main(["evaluate", "--model", str(trained), "--data", str(carla_dir), "--precision", "bf16"]) == 0

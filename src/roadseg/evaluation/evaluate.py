@@ -73,10 +73,11 @@ def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str 
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False, backend: str = "torch",
              winograd: bool = True, tta: bool = False, tile: str | None = None,
-             classes: str | None = None, class_map: str | None = None) -> dict[str, Any]:
+             classes: str | None = None, class_map: str | None = None, precision: str = "auto") -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
     return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
-                           winograd=winograd, tta=tta, tile=tile, classes=classes, class_map=class_map)[0]
+                           winograd=winograd, tta=tta, tile=tile, classes=classes, class_map=class_map,
+                           precision=precision)[0]
 
 
 def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
@@ -85,12 +86,12 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
                     backend: str = "torch", winograd: bool = True,
                     tta: bool = False, tile: str | None = None, classes: str | None = None,
                     class_map: str | None = None,
-                    ignore_index: str | None = None) -> tuple[dict[str, Any], list[Frame]]:
+                    ignore_index: str | None = None, precision: str = "auto") -> tuple[dict[str, Any], list[Frame]]:
     """The scores, and the `worst` lowest then the `worst` highest frames by per-frame mean IoU (kept for
     reports; fewer when the split is small); `size` (HxW or
-    'native'), `backend`, `winograd`, `tta` and `tile` (HxW) as for Predictor."""
+    'native'), `backend`, `winograd`, `tta`, `tile` (HxW) and `precision` as for Predictor."""
     predictor = Predictor.from_checkpoint(model, device, _size(size), backend, winograd, tta,
-                                          parse_size(tile) if tile else None)
+                                          parse_size(tile) if tile else None, precision)
     table = predictor.table
     layout = discover(data, fmt)
     data_table, lut, ignore = classes or layout.format, None, table.ignore_index

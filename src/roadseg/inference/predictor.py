@@ -22,7 +22,8 @@ from ..checkpoint import build_model, class_table_of, load_checkpoint, size_mult
 from ..classes import ClassTable
 from ..errors import InputError
 from ..nets import check_size
-from .engines import Engine, make_engine
+from ..device import pick_device
+from .engines import Engine, make_engine, resolve_precision
 from .processing import Preprocess, as_rgb_uint8, to_ids, upsample_ids
 
 
@@ -57,11 +58,12 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | str | None = None,
                         backend: str = "torch", winograd: bool = True, tta: bool = False,
-                        tile: tuple[int, int] | None = None) -> "Predictor":
+                        tile: tuple[int, int] | None = None, precision: str = "auto") -> "Predictor":
         """Load a checkpoint path, run folder or shipped model name; `size` overrides the trained input
         size ('native': each frame at its own size); `backend` picks the engine ('torch': the Winograd
         network on the CPU unless `winograd` is False; 'onnx' or 'openvino'); `tta` adds the mirrored
-        frame; `tile` runs windows of that size over frames at their own size. An exported .onnx file
+        frame; `tile` runs windows of that size over frames at their own size; `precision` (auto, fp32,
+        bf16) is what the torch backend computes in (`engines.resolve_precision`). An exported .onnx file
         (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
         native = size == "native"
         size = None if native else size
@@ -77,8 +79,9 @@ class Predictor:
         if backend in ("onnx", "openvino"):
             from .export import onnx_bytes
             onnx = onnx_bytes(ckpt)
-        engine = make_engine(backend, model=model, onnx=onnx, device=device if backend == "torch" else "cpu",
-                             winograd=winograd)
+        dev = device if backend == "torch" else "cpu"
+        engine = make_engine(backend, model=model, onnx=onnx, device=dev, winograd=winograd,
+                             precision=resolve_precision(precision, pick_device(dev), ckpt.get("card")))
         return cls(engine, class_table_of(ckpt), description, ckpt, native, tta, tile)
 
     @classmethod
