@@ -61,10 +61,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                    help="batch normalisation after each conv (unet)")
     p.add_argument("--encoder", help="smp-* networks (pip install 'roadseg[smp]'): any smp or timm encoder, "
-                   "e.g. resnet18, efficientnet-b0, tu-convnext_tiny (default resnet34)")
+                   "e.g. resnet18, efficientnet-b0, tu-convnext_tiny")
     p.add_argument("--encoder-weights", metavar="imagenet|none|PATH", help="smp-* networks: start the encoder "
                    "from ImageNet (downloaded through smp/timm's caches), from nothing, or from a saved encoder "
-                   "state dict (default imagenet)")
+                   "state dict")
     p.add_argument("--crop", help="train on random HEIGHTxWIDTH crops (evaluation stays at --size)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random scale, horizontal flip, colour jitter")
