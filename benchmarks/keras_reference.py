@@ -5,7 +5,10 @@ Training: model.fit over one epoch of STEPS batches of NumPy arrays (a warm-up e
 traces the graph), median images/s of REPEATS epochs; every epoch's figure is printed too, since
 TensorFlow's speed on this machine varies from epoch to epoch. Inference: a tf.function forward.
 
-Usage (speed.py does this): .bench-venv/keras/bin/python benchmarks/keras_reference.py 96x128 REPEATS STEPS
+With a fourth argument `mixed_bfloat16` the Keras mixed-precision policy of that name is set first
+(bf16 compute, fp32 variables; the logits layer in fp32, as Keras' mixed-precision guide advises).
+
+Usage (speed.py does this): .bench-venv/keras/bin/python benchmarks/keras_reference.py 96x128 REPEATS STEPS [POLICY]
 """
 import json
 import os
@@ -46,7 +49,7 @@ def unet_model(input_size, n_filters=32, n_classes=23):
     u8 = upsampling_block(u7, c2[1], n_filters * 2)
     u9 = upsampling_block(u8, c1[1], n_filters)
     conv9 = Conv2D(n_filters, 3, activation="relu", padding="same", kernel_initializer="he_normal")(u9)
-    conv10 = Conv2D(n_classes, 1, padding="same")(conv9)
+    conv10 = Conv2D(n_classes, 1, padding="same", dtype="float32")(conv9)
     return tf.keras.Model(inputs=inputs, outputs=conv10)
 
 
@@ -54,6 +57,8 @@ def main() -> None:
     h, w = (int(v) for v in sys.argv[1].split("x"))
     repeats = int(sys.argv[2])
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    policy = sys.argv[4] if len(sys.argv) > 4 else "float32"
+    tf.keras.mixed_precision.set_global_policy(policy)
     train_batch = 32 if h * w <= 96 * 128 else 8
     model = unet_model((h, w, 3))
     assert model.count_params() == 8_640_471
@@ -86,7 +91,7 @@ def main() -> None:
         latency.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"train_images_per_s": statistics.median(train), "train_runs": train, "train_batch": train_batch,
                       "infer_images_per_s": statistics.median(infer), "latency_ms": statistics.median(latency),
-                      "tensorflow": tf.__version__, "threads": os.cpu_count()}))
+                      "tensorflow": tf.__version__, "threads": os.cpu_count(), "policy": policy}))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,13 @@ onnxruntime. Keras runs model.fit on NumPy arrays and a tf.function forward, as 
 Every figure is a median over --repeats timed runs after a warm-up run; a training run is one epoch
 of --steps steps.
 
+At equal precision: on CPUs with native bf16 (AVX512-BF16, AMX) the bf16 peers are measured too, plain
+PyTorch eager under torch.autocast(bfloat16) (the loop a PyTorch user writes) and, with --reference
+keras, Keras under the mixed_bfloat16 policy; roadseg's default training (bf16 autocast) and its
+`--precision bf16` inference are divided by the best of them (`train_ratio_same_precision`,
+`infer_ratio_same_precision` in --json), and bf16 figures are shown as a share of a measured bf16
+matrix-product peak. Without native bf16 the same-precision ratios are fp32 against Keras fp32.
+
 Sizes: 96x128 (train batch 32) and 352x480 (train batch 8; CamVid's 360x480 is not divisible by 16,
 so the network, in Keras as in roadseg, takes the nearest multiple). Inference uses batch 32.
 
@@ -41,7 +48,7 @@ from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
-from roadseg.device import amp_dtype, keep_freed_memory
+from roadseg.device import amp_dtype, cpu_has_native_bf16, keep_freed_memory
 from roadseg.errors import InputError
 from roadseg.inference import Predictor, Preprocess, make_engine
 from roadseg.inference.export import onnx_bytes, quantize_int8
@@ -66,13 +73,13 @@ def _rate(fn: Callable[[], object], images: int, repeats: int) -> float:
     return statistics.median(images / _time(fn) for _ in range(repeats))
 
 
-def matmul_peak(repeats: int = 5) -> float:
-    """Measured fp32 GFLOP/s of a large matrix product: the best of torch.mm (MKL) and the same
+def matmul_peak(repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured GFLOP/s of a large matrix product in `dtype`: the best of torch.mm (MKL) and the same
     product as a 1x1 convolution (oneDNN; MKL does not use AVX-512 on every vendor's CPU)."""
     n = 2048
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    x = torch.rand(1, n, 32, 64).contiguous(memory_format=torch.channels_last)
-    w = torch.rand(n, n, 1, 1).contiguous(memory_format=torch.channels_last)
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+    x = torch.rand(1, n, 32, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n, n, 1, 1, dtype=dtype).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         mm = 2 * n**3 / min(_time(lambda: a @ b) for _ in range(repeats + 1)) / 1e9
         conv = 2 * n * n * 32 * 64 / min(_time(lambda: torch.nn.functional.conv2d(x, w))
@@ -106,6 +113,39 @@ def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool,
     rate = _rate(lambda: trainer._run_epoch(cache, train=True), len(cache), repeats)
     precision = "bf16 mixed" if amp and amp_dtype(trainer.device) == torch.bfloat16 else "fp32"
     return {"images_per_s": rate, "batch": batch, "precision": precision}, trainer
+
+
+def plain_torch_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
+    """The bf16 peer a PyTorch user writes: the same U-Net (roadseg.nets.UNet), Adam, cross-entropy,
+    torch.autocast(bfloat16), channels-last, on float tensors already in memory; inference under
+    no_grad and autocast, batch INFER_BATCH and 1."""
+    batch = 32 if size[0] * size[1] <= 96 * 128 else 8
+    torch.manual_seed(0)
+    model = UNet().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.rand(batch, 3, *size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 23, (batch, *size))
+
+    def epoch() -> None:
+        model.train()
+        for _ in range(steps):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    train = _rate(epoch, batch * steps, repeats)
+    model.eval()
+    xb = torch.rand(INFER_BATCH, 3, *size).contiguous(memory_format=torch.channels_last)
+
+    def forward(t: torch.Tensor) -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(t)
+
+    return {"train": {"images_per_s": train, "batch": batch, "precision": "bf16 mixed"},
+            "infer": {"images_per_s": _rate(lambda: forward(xb), INFER_BATCH, repeats),
+                      "latency_ms": 1000 / _rate(lambda: forward(xb[:1]), 1, repeats * 3)}}
 
 
 def infer_figures(predictor: Predictor, frames: np.ndarray, repeats: int) -> dict:
@@ -146,51 +186,92 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
         onnx = None
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
-    for name in ("torch", "torch-eager", "onnx", "openvino"):  # torch: the Winograd network; eager: nn.Modules
+    names = ["torch", "torch-eager", "onnx", "openvino"] + (["torch-bf16"] if cpu_has_native_bf16() else [])
+    for name in names:  # torch: the Winograd network; eager: nn.Modules; bf16: --precision bf16
         backend = name.split("-")[0]
         if backend != "torch" and onnx is None:
             continue
         try:
             engine = make_engine(backend, model=build_model(meta) if backend == "torch" else None,
-                                 onnx=None if backend == "torch" else onnx, device="cpu", winograd=name == "torch")
+                                 onnx=None if backend == "torch" else onnx, device="cpu", winograd=name == "torch",
+                                 precision="bf16" if name == "torch-bf16" else "fp32")
             predictor = Predictor(engine, trainer.data.table, meta["input"], meta)
         except Exception as e:  # an optional extra that is missing
             print(f"  ({name} skipped: {e})")
             continue
         result["infer"][name] = infer_figures(predictor, frames, repeats)
     result["int8"] = int8_figures(onnx, meta, frames, repeats) if onnx is not None else {}
+    if cpu_has_native_bf16():
+        result["plain_torch_bf16"] = plain_torch_figures(size, steps, repeats)
     return result
 
 
-def keras_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
-    """Run the Keras reference in its own virtualenv (created on first use)."""
+def keras_figures(size: tuple[int, int], steps: int, repeats: int, policy: str = "float32") -> dict:
+    """Run the Keras reference in its own virtualenv (created on first use) under a Keras dtype policy
+    (float32, or mixed_bfloat16: Keras' bf16 mixed precision)."""
     python = KERAS_VENV / "bin" / "python"
     if not python.exists():
         print(f"creating {KERAS_VENV} with tensorflow-cpu (once)...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "tensorflow-cpu"], check=True)
     out = subprocess.run([str(python), str(ROOT / "benchmarks" / "keras_reference.py"), f"{size[0]}x{size[1]}",
-                          str(repeats), str(steps)], capture_output=True, text=True,
+                          str(repeats), str(steps), policy], capture_output=True, text=True,
                          env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"})
     if out.returncode != 0:
         raise SystemExit(f"Keras reference failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None) -> dict:
+def same_precision(mine: dict, ref: dict | None, ref_bf16: dict | None, fwd: float, peak_bf16: float | None) -> dict:
+    """roadseg against the best peer of the same precision: bf16 where the CPU has it natively (Keras
+    mixed_bfloat16, plain PyTorch autocast), else fp32 (Keras fp32); printed with shares of the peak."""
+    train, infer = mine["train"], mine["infer"]
+    if "plain_torch_bf16" not in mine:  # no native bf16: the same precision is fp32
+        if ref is None:
+            return {}
+        best = max(r["images_per_s"] for k, r in infer.items() if k != "torch-bf16")
+        return {"train_ratio_same_precision": train["default"]["images_per_s"] / ref["train_images_per_s"],
+                "infer_ratio_same_precision": best / ref["infer_images_per_s"], "same_precision": "fp32"}
+    plain = mine["plain_torch_bf16"]
+    peers_train = {"plain torch autocast": plain["train"]["images_per_s"]}
+    peers_infer = {"plain torch autocast": plain["infer"]["images_per_s"]}
+    if ref_bf16 is not None:
+        peers_train["keras mixed_bfloat16"] = ref_bf16["train_images_per_s"]
+        peers_infer["keras mixed_bfloat16"] = ref_bf16["infer_images_per_s"]
+    for name in peers_train:
+        share_t = f", {peers_train[name] * 3 * fwd / peak_bf16:.0%} of the bf16 peak" if peak_bf16 else ""
+        share_i = f", {peers_infer[name] * fwd / peak_bf16:.0%}" if peak_bf16 else ""
+        print(f"  bf16 peer {name:21s} train {peers_train[name]:7.2f} img/s{share_t}; "
+              f"infer {peers_infer[name]:7.2f} img/s{share_i}")
+    mine_train = train["default"]["images_per_s"]
+    mine_infer = infer.get("torch-bf16", {}).get("images_per_s", 0.0)
+    best_train, best_infer = max(peers_train, key=peers_train.get), max(peers_infer, key=peers_infer.get)
+    ratios = {"train_ratio_same_precision": mine_train / peers_train[best_train],
+              "infer_ratio_same_precision": mine_infer / peers_infer[best_infer], "same_precision": "bf16",
+              "best_bf16_train_peer": best_train, "best_bf16_infer_peer": best_infer}
+    print(f"  same precision (bf16): train {ratios['train_ratio_same_precision']:.2f}x {best_train}, "
+          f"infer (--precision bf16) {ratios['infer_ratio_same_precision']:.2f}x {best_infer}")
+    return ratios
+
+
+def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None, ref_bf16: dict | None = None,
+           peak_bf16: float | None = None) -> dict:
     """Print one size's figures and return its ratios."""
     train = mine["train"]
     infer = mine["infer"]
-    best_name = max(infer, key=lambda k: infer[k]["images_per_s"])
+    best_name = max((k for k in infer if k != "torch-bf16"), key=lambda k: infer[k]["images_per_s"])  # fp32
     best = infer[best_name]["images_per_s"]
     int8 = mine["int8"]
     print(f"\n{key}: {fwd:.2f} GFLOP forward per image")
     for name, row in train.items():
+        bf16 = row["precision"] != "fp32" and peak_bf16
         print(f"  roadseg train {name:11s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
-              f"{row['images_per_s'] * 3 * fwd / peak:.0%} of peak")
+              f"{row['images_per_s'] * 3 * fwd / (peak_bf16 if bf16 else peak):.0%} of the {'bf16' if bf16 else 'fp32'} peak")
     for name, row in infer.items():
-        print(f"  roadseg infer {name:11s} {row['images_per_s']:7.2f} img/s (fp32, batch {INFER_BATCH}), "
-              f"latency {row['latency_ms']:6.1f} ms, {row['images_per_s'] * fwd / peak:.0%} of peak")
+        bf16 = name == "torch-bf16" and peak_bf16
+        print(f"  roadseg infer {name:11s} {row['images_per_s']:7.2f} img/s ({'bf16' if bf16 else 'fp32'}, batch "
+              f"{INFER_BATCH}), latency {row['latency_ms']:6.1f} ms, "
+              f"{row['images_per_s'] * fwd / (peak_bf16 if bf16 else peak):.0%} of the {'bf16' if bf16 else 'fp32'} peak")
     for name, row in int8.items():
         print(f"  roadseg int8  {name:8s} {row['images_per_s']:7.2f} img/s (batch {INFER_BATCH}), "
               f"latency {row['latency_ms']:6.1f} ms")
@@ -213,6 +294,7 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None) -> d
         print(f"  keras infer           {ref['infer_images_per_s']:7.2f} img/s  -> ratio {ratios['infer_ratio']:.2f} "
               f"(best fp32 backend: {best_name})" + (f", int8 {ratios['int8_ratio']:.2f}" if int8 else ""))
         print(f"  keras latency         {ref['latency_ms']:7.1f} ms     -> speed-up {ratios['latency_ratio']:.2f}")
+    ratios.update(same_precision(mine, ref, ref_bf16, fwd, peak_bf16))
     return ratios
 
 
@@ -227,22 +309,27 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [tuple(int(v) for v in s.split("x")) for s in (a.size or ["96x128", "352x480"])]
     keep_freed_memory()
     peak = matmul_peak()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"fp32 matmul peak {peak:.0f} GFLOP/s")
-    results: dict = {"peak_gflops": peak, "sizes": {}}
+    bf16 = cpu_has_native_bf16()
+    peak_bf16 = matmul_peak(dtype=torch.bfloat16) if bf16 else None
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}; fp32 matmul peak {peak:.0f} GFLOP/s"
+          + (f", bf16 peak {peak_bf16:.0f} GFLOP/s" if bf16 else " (no native bf16)"))
+    results: dict = {"peak_gflops": peak, "peak_gflops_bf16": peak_bf16, "sizes": {}}
     for size in sizes:
         key = f"{size[0]}x{size[1]}"
         fwd = forward_gflop(size)
         mine = roadseg_figures(size, a.steps, a.repeats)
         ref = keras_figures(size, a.steps, a.repeats) if a.reference == "keras" else None
-        row = {"forward_gflop": fwd, "roadseg": mine, "keras": ref}
-        row.update(report(key, fwd, peak, mine, ref))
+        ref_bf16 = keras_figures(size, a.steps, a.repeats, "mixed_bfloat16") if a.reference == "keras" and bf16 else None
+        row = {"forward_gflop": fwd, "roadseg": mine, "keras": ref, "keras_bf16": ref_bf16}
+        row.update(report(key, fwd, peak, mine, ref, ref_bf16, peak_bf16))
         results["sizes"][key] = row
     if a.json:
         if len(sizes) == 1:
             only = results["sizes"][f"{sizes[0][0]}x{sizes[0][1]}"]
             results.update({k: v for k, v in only.items() if k.startswith(("train_ratio", "infer_ratio", "int8_ratio",
-                                                                              "latency_ratio"))})
+                                                                              "latency_ratio", "same_precision",
+                                                                              "best_bf16"))})
         Path(a.json).write_text(json.dumps(results, indent=2))
     return 0
 

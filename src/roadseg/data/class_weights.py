@@ -14,12 +14,7 @@ import torch
 import yaml
 
 from ..errors import InputError
-
-
-def id_counts(masks: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Per-frame pixel counts of every id 0..255: (N, 256) int64, from N uint8 HxW masks."""
-    masks = np.asarray(masks, dtype=np.uint8).reshape(len(masks), -1)
-    return np.stack([np.bincount(m, minlength=256) for m in masks]) if len(masks) else np.zeros((0, 256), np.int64)
+from .samples import id_counts  # noqa: F401  (re-exported: counts for class_weights)
 
 
 def class_weights(spec: str, counts: np.ndarray, num_classes: int,

@@ -73,15 +73,26 @@ def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.float().div_(255.0)
 
 
+def id_counts(masks: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per-frame pixel counts of every id 0..255: (N, 256) int64, from N uint8 HxW masks."""
+    masks = np.asarray(masks, dtype=np.uint8).reshape(len(masks), -1)
+    return np.stack([np.bincount(m, minlength=256) for m in masks]) if len(masks) else np.zeros((0, 256), np.int64)
+
+
 class SampleCache:
     """The decoded, resized samples of a split: every pair is decoded and checked once at load; the
     first ones, as many as `cache_bytes` allows (all by default), stay in memory as uint8 and the
     rest are decoded again whenever they are used. Per-frame id counts are kept for all of them."""
 
-    def __init__(self, pairs: list[Pair], images: torch.Tensor, masks: torch.Tensor, counts: np.ndarray,
-                 size: tuple[int, int], resize: str = "bilinear", class_map: np.ndarray | None = None) -> None:
-        self.pairs, self.images, self.masks, self.counts = pairs, images, masks, counts
-        self.size, self.resize, self.class_map = size, resize, class_map
+    def __init__(self, pairs: list[Pair], images: torch.Tensor, masks: torch.Tensor, counts: np.ndarray | None = None,
+                 size: tuple[int, int] | None = None, resize: str = "bilinear",
+                 class_map: np.ndarray | None = None) -> None:
+        """`images`/`masks`: the first samples, decoded (all of them when `counts` is None, which is
+        then counted from the masks); `size`, `resize`, `class_map`: how the others are decoded."""
+        self.pairs, self.images, self.masks = pairs, images, masks
+        self.counts = id_counts(masks) if counts is None else counts
+        self.size = tuple(images.shape[1:3]) if size is None else size
+        self.resize, self.class_map = resize, class_map
 
     @classmethod
     def load(cls, pairs: list[Pair], size: tuple[int, int], num_classes: int | None = None,
