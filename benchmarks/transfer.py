@@ -6,7 +6,7 @@ The training frames are the first N of the dataset's train split (CARLA/generic 
 split), so every run of one size sees the same frames; val is the dataset's own val split.
 
 Usage:
-    python benchmarks/transfer.py --data DATA --init camvid --frames 25 50 100 --epochs 10 \
+    python benchmarks/transfer.py --data DATA --init camvid-unet --frames 25 50 100 --epochs 10 \
         --size 96x128 --settings arch=unet base_filters=16 batch_norm=true dropout=0.2
 """
 from __future__ import annotations

@@ -45,10 +45,10 @@ def test_checkpoint_is_self_contained(trained):
 
 
 def test_format_1_files_load_as_the_unet():
-    """The shipped camvid.pt predates `arch`: it loads as the notebook's U-Net, upgraded in memory."""
-    raw = torch.load(resolve_model_path("camvid"), weights_only=True)
+    """The shipped camvid-unet.pt predates `arch`: it loads as the notebook's U-Net, upgraded in memory."""
+    raw = torch.load(resolve_model_path("camvid-unet"), weights_only=True)
     assert raw["format_version"] == 1 and "arch" not in raw["model"]
-    ckpt = load_checkpoint("camvid")
+    ckpt = load_checkpoint("camvid-unet")
     assert ckpt["format_version"] == FORMAT_VERSION and ckpt["model"]["arch"] == "unet"
     assert ckpt["input"]["size_multiple"] == 16 and type(build_model(ckpt)).__name__ == "UNet"
 

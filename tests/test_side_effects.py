@@ -22,7 +22,7 @@ before = matplotlib.rcParams._get_backend_or_none()
 import numpy as np, torch
 import roadseg
 from roadseg.evaluation.plots import plot_curves
-predictor = roadseg.load("camvid", device="cpu")
+predictor = roadseg.load("camvid-unet", device="cpu")
 from roadseg.accel import kernels
 compiled = kernels.library.cache_info().currsize
 predictor.predict(np.zeros((40, 60, 3), np.uint8)) if sys.argv[2] == "predict" else None

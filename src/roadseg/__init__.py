@@ -6,7 +6,7 @@ Usage::
     predictor = roadseg.load("camvid")          # a shipped model name, a checkpoint path or a run folder
     mask = predictor.predict(frame)             # HxWx3 uint8 (or float in [0,1]) -> HxW class ids
     roadseg.nets.names()                        # the registered networks ('unet', ...)
-    run = roadseg.train("data", "runs/mine", init="camvid", epochs=20, batch_norm=True, base_filters=16)
+    run = roadseg.train("data", "runs/mine", init="camvid-unet", epochs=20, batch_norm=True, base_filters=16)
 
 Importing roadseg or loading a model changes nothing in the caller's process: no matplotlib backend
 is chosen and the allocator is left alone. `roadseg.keep_freed_memory()` opts in to the glibc
@@ -53,7 +53,7 @@ def train(data: str | Path, out: str | Path = "runs/train", *, init: str | None 
     """Train as `roadseg train` does and return the run folder; `settings` are the config keys
     (`roadseg train --help`, long flag names with '_'), e.g.::
 
-        run = roadseg.train("data", "runs/mine", init="camvid", epochs=20,
+        run = roadseg.train("data", "runs/mine", init="camvid-unet", epochs=20,
                             batch_norm=True, base_filters=16, classes="carla08")
         predictor = roadseg.load(run)
     """

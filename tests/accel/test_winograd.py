@@ -136,8 +136,8 @@ def test_sizes_the_network_cannot_take_are_refused():
 
 
 def test_shipped_model_predicts_the_same_with_and_without(tmp_path):
-    fast = Predictor.from_checkpoint("camvid", "cpu")
-    plain = Predictor.from_checkpoint("camvid", "cpu", winograd=False)
+    fast = Predictor.from_checkpoint("camvid-unet", "cpu")
+    plain = Predictor.from_checkpoint("camvid-unet", "cpu", winograd=False)
     assert fast.engine.name == "winograd" and plain.engine.name == "torch"
     frames = np.random.default_rng(0).integers(0, 256, (2, *fast.size, 3), dtype=np.uint8)
     a, b = fast.logits(frames), plain.logits(frames)

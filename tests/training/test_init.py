@@ -11,7 +11,7 @@ from roadseg.classes import CAMVID_NAMES, CARLA_NAMES, related
 from ..conftest import TINY, save
 
 CAMVID_LIKE = ["--epochs", "1", "--size", "32x48", "--base-filters", "16", "--batch-norm", "--dropout", "0.2",
-               "--batch-size", "4", "--no-progress"]  # the shipped camvid model's network
+               "--batch-size", "4", "--no-progress"]  # the shipped camvid-unet model's network
 
 
 def test_related_classes_across_tables():
@@ -32,11 +32,11 @@ def test_init_from_the_same_table_takes_every_tensor(trained, carla_dir, tmp_pat
 
 def test_init_from_camvid_into_carla_keeps_shared_classifier_rows(carla_dir, tmp_path, capsys):
     out = tmp_path / "ft"
-    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--init", "camvid", "--epochs", "1",
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--init", "camvid-unet", "--epochs", "1",
                  *CAMVID_LIKE[2:], "--lr", "1e-9"]) == 0
     line = capsys.readouterr().out
     assert "classifier rows of 10 shared classes" in line and "Vehicles" in line
-    source = load_checkpoint("camvid")["model"]["state_dict"]
+    source = load_checkpoint("camvid-unet")["model"]["state_dict"]
     tuned = load_checkpoint(out / "last.pt")["model"]["state_dict"]
     car, vehicles = CAMVID_NAMES.index("Car"), CARLA_NAMES.index("Vehicles")
     # lr 1e-9: one epoch leaves the copied weights where they were, to float precision
@@ -50,7 +50,7 @@ def test_init_refuses_another_network_and_resume(trained, carla_dir, tmp_path, c
                  "--arch", "fastunet", "--size", "64x96", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "is a 'unet' network; this run trains 'fastunet'" in err and not out.exists()
-    assert main(["train", "--resume", str(trained), "--init", "camvid"]) == 2
+    assert main(["train", "--resume", str(trained), "--init", "camvid-unet"]) == 2
     assert "--init and --resume together" in capsys.readouterr().err
 
 
