@@ -37,7 +37,7 @@ def train_rate(data: str, size: str, crop: str, arch: str, batch_size: int, work
     from roadseg.training.loop import Trainer
     cfg = TrainConfig(data=data, out=out, format="camvid", size=size, crop=crop, arch=arch, epochs=1,
                       batch_size=batch_size, augment=True, progress=False, workers=workers, cache_gb=cache_gb,
-                      base_filters=16, dropout=0.1)
+                      dropout=0.1)
     trainer = Trainer(cfg, prepare_data(cfg), Path(out))
     start = time.perf_counter()
     trainer._run_epoch(trainer.data.train, train=True)
