@@ -296,3 +296,10 @@ def test_mlflow_without_the_extra_is_one_line_before_anything_is_written(tmp_pat
     with pytest.raises(InputError, match=r"roadseg\[mlflow\]"):
         train(tiny_config(carla_dir, tmp_path / "r", epochs=1, mlflow=True))
     assert not (tmp_path / "r").exists()
+
+
+def test_augment_without_crop_trains_at_the_training_size(tmp_path, carla_dir):
+    """Scale augmentation without --crop used to give frames of several sizes to one batch (a crash in
+    np.stack); they are now padded or cropped back to --size."""
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, augment=True, aug_scale=[0.5, 1.5]))
+    assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1

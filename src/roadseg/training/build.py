@@ -150,9 +150,9 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     weights = class_weights(cfg.class_weights, data.train.counts, table.num_classes, table.ignore_index)
     augmenter = None
     if cfg.augment or cfg.crop:
-        crop = parse_size(cfg.crop) if cfg.crop else None
-        if crop is not None:
-            nets.check_size(crop, model.size_multiple)
+        # without --crop, scaled frames are padded or cropped back to the training size (a batch needs one size)
+        crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
+        nets.check_size(crop, model.size_multiple)
         augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
                               cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
                               fill_mask=table.ignore_index if table.ignore_index is not None else 0)
