@@ -7,6 +7,7 @@ import torch
 
 from roadseg.config import parse_size
 from roadseg.data import SampleCache, discover, load_pair, select_split, split_pairs
+from roadseg.data.loader import batches
 from roadseg.nets import check_size
 from roadseg.errors import InputError
 
@@ -92,7 +93,7 @@ def test_load_pair_resizes_image_and_mask(carla_dir):
 def test_cache_batches(carla_dir):
     pairs = discover(carla_dir).splits["all"][:4]
     cache = SampleCache.load(pairs, (32, 48), num_classes=23)
-    images, masks = cache.batch(torch.tensor([2, 0]))
+    images, masks = next(batches(cache, torch.tensor([2, 0]), 2))
     assert images.shape == (2, 3, 32, 48) and images.dtype == torch.float32
     assert 0 <= images.min() and images.max() <= 1
     assert masks.shape == (2, 32, 48) and masks.dtype == torch.int64

@@ -72,6 +72,11 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def ranks_here() -> int:
+    """The training processes on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def default_workers(cuda: bool, ranks_here: int = 1) -> int:
     """--workers when not given: on a GPU, all but one of this rank's cores (at most 8), so the GPU is
     not kept waiting on decoding and augmentation; on the CPU, which computes the steps itself, a

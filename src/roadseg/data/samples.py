@@ -4,12 +4,12 @@ preprocessing step (uint8 frames to the network's float input) that every path u
 Usage::
 
     train = SampleCache.load(train_pairs, size=(96, 128), num_classes=23)
-    images, masks = train.batch(torch.arange(8))   # float (8,3,96,128) in [0,1], long (8,96,128)
+    image, mask = train.sample(3)                 # uint8 HxWx3 and HxW (batches: roadseg.data.loader)
     x = to_tensor(frames_uint8_nhwc)              # float NCHW in [0,1]
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -141,11 +141,3 @@ class SampleCache:
         if i < self.cached:
             return self.images[i].numpy(), self.masks[i].numpy()
         return load_pair(self.pairs[i], self.size, self.resize, class_map=self.class_map)
-
-    def batch(self, index: torch.Tensor, transform: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float NCHW images in [0,1] and long NxHxW masks for the given sample indices,
-        each pair passed through `transform(image, mask)` first when one is given."""
-        pairs = [self.sample(i) for i in index.tolist()]
-        if transform is not None:
-            pairs = [transform(image, mask) for image, mask in pairs]
-        return to_tensor(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])).long()

@@ -10,7 +10,6 @@ Usage::
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..config import TrainConfig, parse_size
 from ..data import Layout, SampleCache, discover, split_pairs
 from ..data.augment import Augmenter
 from ..data.class_weights import class_weights
-from ..data.loader import cache_budget
+from ..data.loader import cache_budget, ranks_here
 from ..device import amp_dtype
 from ..errors import InputError
 from .distributed import World, is_main_process
@@ -79,7 +78,7 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     if cfg.class_map:
         table_name, lut, ignore = mapped_table(cfg.class_map, layout.format, cfg.classes)
     progress = cfg.progress and is_main_process()
-    budget = cache_budget(cfg.cache_gb, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    budget = cache_budget(cfg.cache_gb, ranks_here())
     train = SampleCache.load(train_pairs, size, resize=cfg.resize, progress=progress, class_map=lut,
                              cache_bytes=budget)
     budget = max(budget - train.cached * size[0] * size[1] * 4, 0)

@@ -10,7 +10,6 @@ Usage::
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import TrainConfig
 from ..data import SampleCache
-from ..data.loader import batches, default_workers
+from ..data.loader import batches, default_workers, ranks_here
 from ..device import autocast
 from ..errors import RoadsegError
 from ..evaluation.metrics import ConfusionMatrix
@@ -70,7 +69,7 @@ class Trainer:
         self.device = self.world.device
         self.batch_size = self.world.local_batch(cfg.batch_size)
         self.workers = cfg.workers if cfg.workers is not None else default_workers(
-            self.device.type == "cuda", int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            self.device.type == "cuda", ranks_here())
         self.parts = build_parts(cfg, data, self.world, fresh=not resume)
         self.ema = None
         if cfg.ema:
