@@ -45,6 +45,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize", choices=["bilinear", "nearest"], help="image resize filter (masks: nearest)")
     p.add_argument("--seed", type=int, help="seed of the split, the initialisation and the sample order")
     p.add_argument("--val-fraction", type=float, help="held-out share when the layout has no val split")
+    p.add_argument("--train-on", choices=["train", "train+val"], help="train+val: the final run of a recipe "
+                   "fixed on val (val then only monitors: it was trained on)")
     p.add_argument("--num-classes", type=int, help="classes (default: the table's; generic: the largest id + 1)")
     p.add_argument("--ignore-index", help="mask id left out of loss and metrics: a number, none or auto")
     p.add_argument("--arch", help=f"network, by registry name: {', '.join(network_names())} (default unet)")

@@ -28,6 +28,8 @@ class TrainConfig:
     size: str = "96x128"
     resize: str = "bilinear"
     val_fraction: float = 0.2
+    train_on: str = "train"             # train, or train+val: the final run of a recipe fixed on val (val then
+                                        # only monitors: its scores are of frames seen in training)
     classes: str | None = None          # a named class table (carla, carla08, camvid, generic); None: the format's
     class_map: str | None = None        # masks' ids through a map: a built-in name or a YAML/JSON file
     num_classes: int | None = None      # None: from the format (carla 23, camvid 11) or the masks
@@ -111,6 +113,7 @@ _KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (i
 _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list",
           "None": "none"}
 _CHOICES = {"format": ("auto", "carla", "camvid", "cityscapes", "generic"), "resize": ("bilinear", "nearest"),
+            "train_on": ("train", "train+val"),
             "optimizer": ("adam", "adamw", "sgd"), "schedule": ("none", "poly", "cosine", "onecycle"),
             "classes": (None, "carla", "carla08", "camvid", "cityscapes", "generic")}
 # (lowest, highest, whether the lowest itself is allowed): every number must also be finite

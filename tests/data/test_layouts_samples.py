@@ -146,3 +146,18 @@ def test_sample_cache_keeps_what_fits_and_decodes_the_rest(carla_dir):
     assert none.counts.sum() == len(pairs) * 32 * 48
     with pytest.raises(InputError, match="outside 0..2"):
         none.check_ids(3, None)
+
+
+def test_train_on_train_and_val_trains_on_both_and_still_monitors_val(carla_dir, tmp_path):
+    layout = discover(carla_dir)
+    train, val = split_pairs(layout, 0.25, seed=7)
+    both, monitored = split_pairs(layout, 0.25, seed=7, train_on="train+val")
+    assert monitored == val and set(both) == set(train) | set(val) and len(both) == 12
+    for split in ("train", "val"):  # a layout with its own splits (CamVid's folders)
+        for i in range(2):
+            img, ids = _frame(i + (10 if split == "val" else 0))
+            save(tmp_path / split / f"{split}{i}.png", img)
+            save(tmp_path / f"{split}annot" / f"{split}{i}.png", ids, "L")
+    own = discover(tmp_path, "camvid")
+    both, monitored = split_pairs(own, train_on="train+val")
+    assert [p.stem for p in both] == ["train0", "train1", "val0", "val1"] and [p.stem for p in monitored] == ["val0", "val1"]

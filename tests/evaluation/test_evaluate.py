@@ -49,3 +49,13 @@ def test_info_names_the_epoch_and_the_size_of_its_metrics(trained, capsys):
     assert main(["info", str(trained / "best.pt")]) == 0
     out = capsys.readouterr().out
     assert "of 2 planned" in out and "at the network's 32x48" in out
+
+
+def test_val_of_a_train_plus_val_model_is_said_not_to_be_held_out(carla_dir):
+    from roadseg.data import discover
+    from roadseg.evaluation.evaluate import split_note
+    layout = discover(carla_dir)
+    trained = {"root": str(carla_dir), "val_fraction": 0.2, "seed": 0, "train_on": "train+val"}
+    assert "not a held-out score" in split_note(layout, "val", trained)
+    assert "not a held-out score" not in split_note(layout, "val", {**trained, "train_on": "train"})
+    assert split_note(layout, "val", {**trained, "root": "/elsewhere"}).endswith("--split all scores them all")

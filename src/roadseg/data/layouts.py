@@ -171,8 +171,17 @@ def discover(root: str | Path, fmt: str = "auto", problems: list[InputError] | N
     return Layout(root, fmt, splits)
 
 
-def split_pairs(layout: Layout, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """Train and val pairs: the layout's own split, else a seeded random split of all pairs."""
+def split_pairs(layout: Layout, val_fraction: float = 0.2, seed: int = 0,
+                train_on: str = "train") -> tuple[list[Pair], list[Pair]]:
+    """Train and val pairs: the layout's own split, else a seeded random split of all pairs. With
+    `train_on="train+val"` the val pairs are trained on too (and still returned as val, to monitor)."""
+    train, val = _split(layout, val_fraction, seed)
+    if train_on == "train+val":
+        train = sorted(train + val, key=lambda p: p.stem)
+    return train, val
+
+
+def _split(layout: Layout, val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     if "train" in layout.splits:
         return layout.splits["train"], layout.splits.get("val", [])
     pairs = [p for split in layout.splits.values() for p in split]
@@ -193,7 +202,7 @@ def select_split(layout: Layout, split: str, val_fraction: float = 0.2, seed: in
     if split == "all":
         return [p for s in layout.splits.values() for p in s]
     if split in ("train", "val") and "all" in layout.splits:
-        train, val = split_pairs(layout, val_fraction, seed)
+        train, val = _split(layout, val_fraction, seed)
         return train if split == "train" else val
     if split not in layout.splits:
         raise InputError(layout.root, f"has no '{split}' split",

@@ -184,12 +184,15 @@ def check_tables(model_table: ClassTable, data_table: str, root: Path) -> None:
 def split_note(layout: Any, split: str, trained: dict[str, Any]) -> str:
     """What the scored split is and why, when that is not obvious: a layout without its own val split
     gets the seeded split the model was trained with, which only means something on that dataset."""
+    root = trained.get("root")
+    same_data = bool(root) and Path(root).resolve() == Path(layout.root).resolve()
+    if split == "val" and same_data and trained.get("train_on") == "train+val":
+        return "the val split, which this model was trained on (--train-on train+val): not a held-out score"
     if split not in ("train", "val") or "all" not in layout.splits:
         return ""
     fraction, seed = trained.get("val_fraction", 0.2), trained.get("seed", 0)
     drawn = f"the seeded {split} split (val fraction {fraction}, seed {seed}), drawn as at training"
-    root = trained.get("root")
-    if root and Path(root).resolve() != Path(layout.root).resolve():
+    if root and not same_data:
         return (f"{drawn}; this model was trained on {root}, not this folder, so every frame here is unseen: "
                 "--split all scores them all")
     return drawn

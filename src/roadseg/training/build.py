@@ -71,7 +71,7 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     size = parse_size(cfg.size)
     nets.check_size(size, size_multiple(cfg))
     layout = discover(cfg.data, cfg.format)
-    train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed)
+    train_pairs, val_pairs = split_pairs(layout, cfg.val_fraction, cfg.seed, cfg.train_on)
     table_name = cfg.classes or layout.format
     ignore = resolve_ignore(cfg.ignore_index, table_name)
     lut = None

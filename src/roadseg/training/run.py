@@ -94,6 +94,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
                 trainer.resumes.append({"epoch": trainer.epoch, "changed": changes})
         if main:
             cfg.save(out / "config.yaml")
+            if cfg.train_on == "train+val" and len(data.val):
+                print(f"training on train+val ({len(data.train)} frames): the {len(data.val)} val frames are "
+                      "trained on too, so val scores only monitor the run", flush=True)
         trainer.fit()
         status = "FINISHED"
     except Interrupted:

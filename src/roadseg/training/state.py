@@ -29,7 +29,7 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
                 "metrics": trainer.history[-1] if trainer.history else {}, "resumes": list(trainer.resumes),
                 "init": trainer.init}
     source = {"root": str(data.layout.root), "format": data.layout.format, "val_fraction": cfg.val_fraction,
-              "seed": cfg.seed, "train_images": len(data.train), "val_images": len(data.val)}
+              "seed": cfg.seed, "train_on": cfg.train_on, "train_images": len(data.train), "val_images": len(data.val)}
     run_state: dict[str, Any] = {}
     if with_optimizer:
         run_state = {"optimizer": parts.optimizer.state_dict(), "scaler": parts.scaler.state_dict(),
