@@ -126,7 +126,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 EXAMPLES = {
-    "synth": ["roadseg synth data --count 300", "roadseg synth big --count 50 --size 720x1280 --seed 1"],
+    "synth": ["roadseg synth data --count 300", "roadseg synth big --count 50 --size 720x1280 --seed 1",
+              "roadseg synth carla08 --count 300 --hood 1 --classes carla08"],
     "train": ["roadseg train --data data --out runs/carla",
               "roadseg train --config configs/camvid-fast.yaml --data ../shared/data/camvid --out runs/fast",
               "roadseg train --resume runs/carla --epochs 60"],
@@ -178,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=100, help="frames to write")
     p.add_argument("--size", default="480x640", help="HEIGHTxWIDTH of the frames (CARLA: 480x640)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same frames")
+    p.add_argument("--hood", type=float, default=0.0, metavar="SHARE", help="share of frames (0 to 1) showing "
+                   "the ego vehicle's hood across the bottom, labelled Vehicles as in CARLA's camera frames")
+    p.add_argument("--classes", choices=["carla", "carla08"], default="carla", help="class table of the "
+                   "masks: carla (23 ids, CARLA 0.9.10+) or carla08 (13 ids; sky and the newer classes in 0, None)")
     _add_overwrite(p, "the frames of an existing CameraRGB/ and CameraMask/")
 
     _add_train_args(sub.add_parser("train", help="train a network (the notebook's U-Net by default)"))

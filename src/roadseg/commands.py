@@ -19,8 +19,9 @@ def cmd_synth(a: argparse.Namespace) -> None:
     from .data.synth import write_dataset
     if a.count < 1:
         raise RoadsegError("--count must be at least 1")
-    write_dataset(a.out, a.count, parse_size(a.size), a.seed, progress=True, overwrite=a.overwrite)
-    print(f"wrote {a.count} frames to {a.out}/CameraRGB and {a.out}/CameraMask")
+    write_dataset(a.out, a.count, parse_size(a.size), a.seed, progress=True, overwrite=a.overwrite,
+                  hood=a.hood, classes=a.classes)
+    print(f"wrote {a.count} frames to {a.out}/CameraRGB and {a.out}/CameraMask ({a.classes} class ids)")
 
 
 def cmd_train(a: argparse.Namespace) -> None:

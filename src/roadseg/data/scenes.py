@@ -1,9 +1,10 @@
 """Drawing synthetic road scenes: a perspective street (sky, a road with lane markings running to a
 vanishing point, sidewalks, building facades, walls, fences, vegetation and terrain beside it, and
-vehicles, pedestrians, poles, signs and traffic lights placed by depth) under random colours,
+vehicles, pedestrians, poles, signs and traffic lights placed by depth, and optionally the ego
+vehicle's hood across the bottom, labelled Vehicles as CARLA's camera sees it) under random colours,
 textures, shadows, lighting and noise, with its CARLA class id for every pixel.
 
-Usage: ``rgb, ids = render_scene(np.random.default_rng(0), size=(480, 640))``
+Usage: ``rgb, ids = render_scene(np.random.default_rng(0), size=(480, 640), hood=1.0)``
 """
 from __future__ import annotations
 
@@ -271,6 +272,29 @@ def _props(canvas: Canvas, street: Street, rng: np.random.Generator) -> None:
             canvas.rect(x - s * 0.4, y - s, x + s * 0.4, y, C[kind], col)
 
 
+def _hood(canvas: Canvas, rng: np.random.Generator) -> None:
+    """The ego vehicle's bonnet: a wide arc rising to 8-18% of the frame height at the centre, in a
+    body colour with a smeared reflection of the scene above; CARLA labels it Vehicles (id 10)."""
+    h, w = canvas.h, canvas.w
+    top = h * (1 - rng.uniform(0.08, 0.18))
+    cx, rx = w * (0.5 + rng.uniform(-0.04, 0.04)), w * rng.uniform(0.75, 1.1)
+    depth = h - top
+    box = (cx - rx, top, cx + rx, top + 2.6 * depth)
+    body = np.asarray(canvas.color(tuple(int(v) for v in rng.integers(15, 200, 3)), 0), np.float32)
+    shape = Image.new("L", (w, h))
+    ImageDraw.Draw(shape).ellipse(box, fill=255)
+    inside = np.asarray(shape) > 0
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    scene = np.asarray(canvas.image, dtype=np.float32)
+    mirror = np.clip((2 * top - rows).astype(int), 0, h - 1)[:, 0]  # the scene above, flipped at the edge
+    glint = np.clip(1 - (rows - top) / max(depth, 1), 0, 1)[:, :, None] * rng.uniform(0.15, 0.45)
+    paint = body * (1 - glint) + scene[mirror] * glint
+    out = np.where(inside[:, :, None], paint, scene)
+    canvas.image.paste(Image.fromarray(out.astype(np.uint8)))
+    canvas.mask.paste(Image.fromarray(np.where(inside, C["vehicle"], np.asarray(canvas.mask)).astype(np.uint8)))
+    canvas.draw_i, canvas.draw_m = ImageDraw.Draw(canvas.image), ImageDraw.Draw(canvas.mask)
+
+
 def _lighting(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     """Shadows, per-class texture, a smooth light field, colour cast and sensor noise."""
     h, w = canvas.h, canvas.w
@@ -297,8 +321,11 @@ def _lighting(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def render_scene(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -> tuple[np.ndarray, np.ndarray]:
-    """One frame: an HxWx3 uint8 RGB image and its HxW uint8 CARLA class ids."""
+def render_scene(rng: np.random.Generator, size: tuple[int, int] = (480, 640),
+                 hood: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: an HxWx3 uint8 RGB image and its HxW uint8 CARLA class ids; with probability `hood`
+    the ego vehicle's hood across the bottom (hood=0 draws no random number for it, so frames stay
+    as they were without it)."""
     h, w = size
     canvas, street = Canvas(h, w, rng), Street(h, w, rng)
     _sky(canvas, street, rng)
@@ -307,4 +334,6 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
     _lane_lines(canvas, street, rng)
     _roadside(canvas, street, rng)
     _props(canvas, street, rng)
+    if hood > 0 and rng.random() < hood:
+        _hood(canvas, rng)
     return _lighting(canvas, rng), np.asarray(canvas.mask).copy()
