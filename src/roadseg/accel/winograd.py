@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from . import kernels
 from ..nets import UNet
+from ..nets.upsample import phase_weights
 
 # Filter transform G of F(4x4,3x3) (Lavin & Gray, points 0, +-1, +-2), matching csrc/winograd.cpp.
 _G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
@@ -52,17 +53,6 @@ def winograd_weight_grad(gu: torch.Tensor) -> torch.Tensor:
     k, c = gu.shape[1:]
     kron = torch.kron(_G, _G).to(gu.dtype)
     return torch.mm(kron.t(), gu.reshape(36, k * c)).t().reshape(k, c, 3, 3)
-
-
-def phase_weights(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(C,K,3,3) stride-2 transposed-conv weight -> the conv weights of its four output phases
-    (even/even 2x2, even/odd 2x1, odd/even 1x2, odd/odd 1x1): output 2i+a draws on taps a, a+2."""
-    flip = [2, 0]
-    ee = wt[:, :, flip][:, :, :, flip]
-    eo = wt[:, :, flip, 1:2]
-    oe = wt[:, :, 1:2][:, :, :, flip]
-    oo = wt[:, :, 1:2, 1:2]
-    return tuple(p.permute(1, 0, 2, 3).contiguous() for p in (ee, eo, oe, oo))
 
 
 def fits(in_channels: tuple[int, ...], out_channels: int) -> bool:

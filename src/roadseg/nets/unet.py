@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from .base import SegNet
 from .registry import register
+from .upsample import transposed_up
 
 
 def _he_normal_(weight: torch.Tensor) -> None:
@@ -64,8 +65,9 @@ class UpBlock(nn.Module):
         self.conv = ConvBlock(out_ch + skip_ch, out_ch, batch_norm=batch_norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        # Keras' padding="same" places output j = 2i + k; padding 0 then cropping gives exactly that.
-        up = self.up(x)[:, :, : skip.shape[2], : skip.shape[3]]
+        # Keras' padding="same" places output j = 2i + k; padding 0 then cropping gives exactly that
+        # (in bf16 on the CPU computed as four phase convolutions: roadseg.nets.upsample)
+        up = transposed_up(self.up, x, skip.shape[2:])
         return self.conv(torch.cat([up, skip], dim=1))
 
 
