@@ -58,3 +58,23 @@ def test_schedulers_step_and_roundtrip(kind):
 def test_unknown_names():
     with pytest.raises(InputError):
         make_optimizer([torch.nn.Parameter(torch.zeros(1))], "rmsprop", 0.1)
+
+
+def test_cpu_optimizers_are_fused_and_step_like_the_loop():
+    import torch
+    from roadseg.training.optim import make_optimizer
+    for name in ("adam", "adamw", "sgd"):
+        torch.manual_seed(0)
+        a, b = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)
+        b.load_state_dict(a.state_dict())
+        fused = make_optimizer(a.parameters(), name, 1e-2, 1e-3)
+        loop = getattr(torch.optim, {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}[name])(
+            b.parameters(), **({"lr": 1e-2, "weight_decay": 1e-3} | ({"momentum": 0.9, "nesterov": True} if name == "sgd" else {})))
+        assert fused.defaults["fused"] is True
+        x = torch.randn(8, 6)
+        for _ in range(3):
+            for model, opt in ((a, fused), (b, loop)):
+                opt.zero_grad()
+                model(x).square().sum().backward()
+                opt.step()
+        assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
