@@ -161,3 +161,25 @@ def test_trains_through_the_trainer(name, carla_dir, tmp_path):
     ckpt = load_checkpoint(run / "best.pt")
     assert ckpt["model"]["arch"] == name and ckpt["training"]["config"]["arch"] == name
     assert np.isfinite(ckpt["training"]["history"][0]["train_loss"])
+
+
+def test_folded_batch_norms_give_the_same_logits(name):
+    """The torch engine runs `fold_batch_norms(net)`: the same function, the network left as it was."""
+    from roadseg.nets.base import fold_batch_norms
+    net = make(name)
+    g = torch.Generator().manual_seed(2)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in norms:  # trained-looking statistics, so that folding has something to fold
+        c = bn.num_features
+        bn.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+        bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+        if bn.affine:
+            bn.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            bn.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
+    folded = fold_batch_norms(net)
+    x = sample(net)
+    with torch.no_grad():
+        close(folded(x), net(x))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == len(norms)
+    if name in ("resunet", "fastunet"):
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) < len(norms) // 2

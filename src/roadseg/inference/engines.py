@@ -30,6 +30,7 @@ import torch
 from ..device import autocast, cpu_has_native_bf16, pick_device
 from ..errors import InputError, note_once, require
 from ..nets import SegNet
+from ..nets.base import fold_batch_norms
 
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -59,7 +60,8 @@ class Engine(Protocol):
 
 class TorchEngine:
     """Eager PyTorch, channels-last on the CPU: `precision` 'fp32', 'bf16' (autocast) or 'amp' (CUDA's
-    autocast dtype, the CUDA default); logits come back fp32 on the CPU."""
+    autocast dtype, the CUDA default); logits come back fp32 on the CPU. It runs a copy of the model
+    with its batch norms folded into the convolutions (`nets.base.fold_batch_norms`)."""
 
     name = "torch"
 
@@ -67,7 +69,7 @@ class TorchEngine:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = resolve_precision(precision, self.device)
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
-        self.model = model.to(self.device, memory_format=self.memory_format).eval()
+        self.model = fold_batch_norms(model).to(self.device, memory_format=self.memory_format)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """What every network roadseg trains is: a `SegNet` (an nn.Module from (N,C,H,W) images in [0,1] to
 (N,classes,H,W) logits at the input's size) that records its constructor settings and says which
-input sizes it takes. The size rule lives here, once, for networks, datasets and inference files.
+input sizes it takes. The size rule lives here, once, for networks, datasets and inference files;
+so does `fold_batch_norms`, the inference copy of any network with each batch norm folded into the
+convolution before it.
 
 Usage::
 
@@ -9,9 +11,11 @@ Usage::
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import InputError
 
@@ -62,3 +66,18 @@ class SegNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` in which every BatchNorm2d that directly follows a Conv2d in an
+    nn.Sequential is folded into that convolution (and replaced by Identity): the same function in
+    one pass over the feature map instead of two. `model` itself is left as it was."""
+    folded = copy.deepcopy(model).eval()
+    for seq in (m for m in folded.modules() if isinstance(m, nn.Sequential)):
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+    return folded
