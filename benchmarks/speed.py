@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -115,13 +116,28 @@ def train_rate(size: tuple[int, int], steps: int, repeats: int, amp: bool,
     return {"images_per_s": rate, "batch": batch, "precision": precision}, trainer
 
 
+def _plain_up(block: torch.nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """UpBlock.forward as a PyTorch user writes it: nn.ConvTranspose2d, cropped to the skip."""
+    up = block.up(x)[:, :, : skip.shape[2], : skip.shape[3]]
+    return block.conv(torch.cat([up, skip], dim=1))
+
+
+def plain_unet() -> UNet:
+    """The notebook's U-Net with PyTorch's own layers only: roadseg.nets.UNet with each upsampling
+    through nn.ConvTranspose2d (roadseg computes it as phase convolutions in bf16 on the CPU)."""
+    model = UNet()
+    for block in model.decoder:
+        block.forward = types.MethodType(_plain_up, block)
+    return model
+
+
 def plain_torch_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
-    """The bf16 peer a PyTorch user writes: the same U-Net (roadseg.nets.UNet), Adam, cross-entropy,
-    torch.autocast(bfloat16), channels-last, on float tensors already in memory; inference under
-    no_grad and autocast, batch INFER_BATCH and 1."""
+    """The bf16 peer a PyTorch user writes: the same U-Net in PyTorch's own layers (`plain_unet`),
+    Adam (its default implementation), cross-entropy, torch.autocast(bfloat16), channels-last, on
+    float tensors already in memory; inference under no_grad and autocast, batch INFER_BATCH and 1."""
     batch = 32 if size[0] * size[1] <= 96 * 128 else 8
     torch.manual_seed(0)
-    model = UNet().to(memory_format=torch.channels_last)
+    model = plain_unet().to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.rand(batch, 3, *size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 23, (batch, *size))
