@@ -20,8 +20,8 @@ SCHEDULES = ("none", "poly", "onecycle", "cosine")
 def make_optimizer(params: Iterable[torch.nn.Parameter], name: str, lr: float,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam (the notebook's), AdamW (decoupled weight decay) or SGD with momentum; fused into one
-    kernel per step where the parameters' device has one (on the CPU the per-tensor loop took about
-    290 ms a step of the notebook's U-Net against 25-70 ms fused: benchmarks/RESULTS.md)."""
+    kernel per step where the parameters' device has one (on a quiet 2-core CPU the per-tensor loop
+    took 12-17 ms a step of the notebook's U-Net, fused 5 ms: benchmarks/RESULTS.md)."""
     params = list(params)
     if name == "adam":
         return _fused(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
