@@ -61,7 +61,8 @@ class Engine(Protocol):
 class TorchEngine:
     """Eager PyTorch, channels-last on the CPU: `precision` 'fp32', 'bf16' (autocast) or 'amp' (CUDA's
     autocast dtype, the CUDA default); logits come back fp32 on the CPU. It runs a copy of the model
-    with its batch norms folded into the convolutions (`nets.base.fold_batch_norms`)."""
+    with its batch norms folded into the convolutions (`nets.base.fold_batch_norms`), in bf16 with its
+    convolution weights stored in bf16 (the same numbers as autocast casting them each call)."""
 
     name = "torch"
 
@@ -70,6 +71,10 @@ class TorchEngine:
         self.precision = resolve_precision(precision, self.device)
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         self.model = fold_batch_norms(model).to(self.device, memory_format=self.memory_format)
+        if self.precision == "bf16":  # autocast would cast these weights again on every call
+            for layer in self.model.modules():
+                if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                    layer.to(torch.bfloat16)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
