@@ -7,13 +7,12 @@ Usage: ``roadseg train --data data --out runs/x --epochs 40``  (``roadseg COMMAN
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from typing import Any, Sequence
 
-from .errors import RoadsegError, SignalStop
+from .errors import RoadsegError, SignalStop, end_if_importing
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "cityscapes", "generic"]
 TABLE_CHOICES = ["carla", "carla08", "camvid", "cityscapes", "generic"]
@@ -292,28 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _importing(frame: Any) -> bool:
-    """Whether `frame` (where a signal landed) runs inside an import statement."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input prints one line and returns 2. Ctrl-C and SIGTERM (also while torch is
     still being imported) stop the command with one line and exit 130 / 143; files being written are
     temporary until complete, so none is left half-written."""
     received: list[int] = []
-
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
-        if _importing(frame):  # an exception raised inside an import can cross torch's C++ (pybind11)
-            # frames, which then abort the process; an import writes nothing, so end here, in one line
-            print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
-                  file=sys.stderr, flush=True)
-            os._exit(128 + signum)
+        end_if_importing(signum, frame)
         raise SignalStop
 
     main_thread = threading.current_thread() is threading.main_thread()

@@ -51,3 +51,17 @@ def require(module: str, extra: str, what: str) -> Any:
     except ImportError:
         raise InputError(None, f"{what} needs the {module.split('.')[0]} package",
                          f"pip install 'roadseg[{extra}]'") from None
+
+
+def end_if_importing(signum: int, frame: Any) -> None:
+    """For a signal handler: when the signal landed inside an import statement, print the one line and
+    end the process at once (an exception raised there can cross torch's C++ (pybind11) frames, which
+    then abort the process; an import writes nothing)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            import os
+            import signal
+            print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        frame = frame.f_back
