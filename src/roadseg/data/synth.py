@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import CARLA08_NAMES
 from ..errors import InputError
 from ..safety import refuse_deleting_here
 from .imageio import atomic_save_png
 from .scenes import render_scene
 
 __all__ = ["carla_mask", "render_scene", "write_dataset"]
-CARLA08_CLASSES = 13  # ids 0..12 mean the same in CARLA 0.8 and 0.9
 
 
 def carla_mask(ids: np.ndarray) -> np.ndarray:
@@ -64,7 +64,7 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int] = (480, 640
         rng = np.random.default_rng([seed, i])
         rgb, ids = render_scene(rng, size, hood)
         if classes == "carla08":
-            ids = np.where(ids >= CARLA08_CLASSES, 0, ids).astype(np.uint8)
+            ids = np.where(ids >= len(CARLA08_NAMES), 0, ids).astype(np.uint8)  # 0..12 mean the same in 0.8
         atomic_save_png(rgb, out / "CameraRGB" / f"{i:06d}.png")
         atomic_save_png(carla_mask(ids), out / "CameraMask" / f"{i:06d}.png")
     return out
