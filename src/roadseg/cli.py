@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from .errors import RoadsegError, SignalStop, end_if_importing
+from .errors import RoadsegError, SignalStop, end_if_importing, say_interrupted
 
 FORMAT_CHOICES = ["auto", "carla", "camvid", "cityscapes", "generic"]
 TABLE_CHOICES = ["carla", "carla08", "camvid", "cityscapes", "generic"]
@@ -296,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     still being imported) stop the command with one line and exit 130 / 143; files being written are
     temporary until complete, so none is left half-written."""
     received: list[int] = []
+
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
         end_if_importing(signum, frame)
@@ -311,10 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"roadseg: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        signum = received[-1] if received else signal.SIGINT
-        print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
-              file=sys.stderr)
-        return 128 + signum
+        return say_interrupted(received[-1] if received else signal.SIGINT)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

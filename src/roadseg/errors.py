@@ -53,6 +53,14 @@ def require(module: str, extra: str, what: str) -> Any:
                          f"pip install 'roadseg[{extra}]'") from None
 
 
+def say_interrupted(signum: int) -> int:
+    """Print the one line a command stopped by `signum` ends with; returns its exit status, 128 + signum."""
+    import signal
+    print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
+          file=sys.stderr, flush=True)
+    return 128 + signum
+
+
 def end_if_importing(signum: int, frame: Any) -> None:
     """For a signal handler: when the signal landed inside an import statement, print the one line and
     end the process at once (an exception raised there can cross torch's C++ (pybind11) frames, which
@@ -60,8 +68,5 @@ def end_if_importing(signum: int, frame: Any) -> None:
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             import os
-            import signal
-            print(f"roadseg: interrupted ({signal.Signals(signum).name}); nothing half-written was left",
-                  file=sys.stderr, flush=True)
-            os._exit(128 + signum)
+            os._exit(say_interrupted(signum))
         frame = frame.f_back

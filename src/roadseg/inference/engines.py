@@ -94,8 +94,8 @@ class WinogradEngine:
 
     def __init__(self, model: SegNet) -> None:
         self.model = model.eval()
-        self.fallback = TorchEngine(model, torch.device("cpu"))
         self.fast: Any = None
+        self.fallback: TorchEngine | None = None  # built only where the Winograd network cannot run
         self._prepared = False
 
     @property
@@ -115,11 +115,13 @@ class WinogradEngine:
                           "running PyTorch's convolutions")
             else:
                 self.fast = WinogradUNet(self.model)
+            if self.fast is None:
+                self.fallback = TorchEngine(self.model, torch.device("cpu"))
         return self
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        fast = self.prepare().fast
-        return fast(images) if fast is not None else self.fallback(images)
+        engine = self.prepare()
+        return engine.fast(images) if engine.fast is not None else engine.fallback(images)
 
 
 def onnx_session(data: bytes) -> Any:
