@@ -183,3 +183,20 @@ def test_folded_batch_norms_give_the_same_logits(name):
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == len(norms)
     if name in ("resunet", "fastunet"):
         assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) < len(norms) // 2
+
+
+def test_fused_convolutions_give_the_same_logits(name):
+    """On the CPU the torch engine runs `fuse_conv_relu` over the folded network: in fp32 the same
+    logits as the network's own modules, the network left as it was."""
+    from roadseg.accel.fused import AVAILABLE, FusedConv2d, fuse_conv_relu
+    from roadseg.nets.base import fold_batch_norms
+    if not AVAILABLE:
+        pytest.skip("this PyTorch has no oneDNN convolution ops")
+    net = make(name)
+    fused = fuse_conv_relu(fold_batch_norms(net))
+    x = sample(net)
+    with torch.no_grad():
+        close(fused(x), net(x))
+    assert not any(isinstance(m, FusedConv2d) for m in net.modules())
+    if name in ("unet", "resunet", "fastunet", "dabnet"):
+        assert any(isinstance(m, FusedConv2d) for m in fused.modules())

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..accel.fused import fuse_conv_relu
 from ..device import autocast, cpu_has_native_bf16, pick_device
 from ..errors import InputError, note_once, require
 from ..nets import SegNet
@@ -62,7 +63,8 @@ class TorchEngine:
     """Eager PyTorch, channels-last on the CPU: `precision` 'fp32', 'bf16' (autocast) or 'amp' (CUDA's
     autocast dtype, the CUDA default); logits come back fp32 on the CPU. It runs a copy of the model
     with its batch norms folded into the convolutions (`nets.base.fold_batch_norms`), in bf16 with its
-    convolution weights stored in bf16 (the same numbers as autocast casting them each call)."""
+    convolution weights stored in bf16 (the same numbers as autocast casting them each call); on the
+    CPU each convolution runs with the ReLU after it as one oneDNN primitive (`accel.fused`)."""
 
     name = "torch"
 
@@ -71,6 +73,9 @@ class TorchEngine:
         self.precision = resolve_precision(precision, self.device)
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         self.model = fold_batch_norms(model).to(self.device, memory_format=self.memory_format)
+        if self.device.type == "cpu" and self.precision in ("fp32", "bf16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            self.model = fuse_conv_relu(self.model, dtype)
         if self.precision == "bf16":  # autocast would cast these weights again on every call
             for layer in self.model.modules():
                 if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):

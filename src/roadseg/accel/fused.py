@@ -1,0 +1,83 @@
+"""oneDNN convolution + ReLU in one primitive, for CPU inference of any network.
+
+`fuse_conv_relu(model, dtype)` returns a copy of an eval-mode network in which every nn.Conv2d inside
+an nn.Sequential runs as one oneDNN convolution (`torch.ops.mkldnn._convolution_pointwise`, the op
+PyTorch's own compiler emits for CPU conv fusions) with the ReLU that follows it, if one does, applied
+in the convolution's output pass instead of a second pass over the feature map. The weight is stored
+in `dtype` (bf16 or fp32) and reordered once per input shape into oneDNN's blocked layout. The same
+numbers as the unfused modules (the same primitive; ReLU is exact). Inference only: no gradients.
+Where PyTorch lacks the ops (no oneDNN), the model comes back unchanged.
+
+Usage::
+
+    fast = fuse_conv_relu(fold_batch_norms(net), torch.bfloat16)   # what TorchEngine runs on the CPU
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+AVAILABLE = torch.backends.mkldnn.is_available() and all(
+    hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_reorder_convolution_weight"))
+_PACKED_SHAPES = 2  # weights kept packed for this many input shapes (full batches and a last, smaller one)
+
+
+class FusedConv2d(nn.Module):
+    """An nn.Conv2d (zero padding, numeric padding) and optionally the ReLU after it, as one oneDNN
+    primitive on the CPU; inputs are cast to the weight's dtype, outputs come back in it."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("weight", conv.weight.detach().to(dtype).contiguous())
+        bias = conv.bias.detach().float() if conv.bias is not None else None
+        self.register_buffer("bias", bias)
+        self.padding, self.stride = list(conv.padding), list(conv.stride)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        self.attr = "relu" if relu else "none"
+        self._packed: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return f"{tuple(self.weight.shape)}, {self.weight.dtype}, post-op={self.attr}"
+
+    def _packed_weight(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if shape not in self._packed:
+            if len(self._packed) >= _PACKED_SHAPES:
+                self._packed.clear()
+            self._packed[shape] = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, self.padding, self.stride, self.dilation, self.groups, list(shape))
+        return self._packed[shape]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.weight.dtype)
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self._packed_weight(tuple(x.shape)), self.bias, self.padding, self.stride, self.dilation,
+            self.groups, self.attr, [], "")
+
+
+def _fusable(conv: nn.Module) -> bool:
+    return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
+def fuse_conv_relu(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A copy of eval-mode `model` with each nn.Sequential's Conv2d (and a ReLU after it, Identity in
+    between allowed: a folded batch norm) as a FusedConv2d in `dtype`; `model` is left as it was. Without
+    oneDNN's ops, `model` itself (nothing to fuse with)."""
+    if not AVAILABLE:
+        return model
+    fused = copy.deepcopy(model).eval()
+    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
+        mods = seq._modules
+        names = list(mods)
+        for i, name in enumerate(names):
+            if not _fusable(mods[name]):
+                continue
+            j = i + 1
+            while j < len(names) and type(mods[names[j]]) is nn.Identity:
+                j += 1
+            relu = j < len(names) and type(mods[names[j]]) is nn.ReLU
+            mods[name] = FusedConv2d(mods[name], relu, dtype)
+            if relu:
+                mods[names[j]] = nn.Identity()
+    return fused
