@@ -11,6 +11,8 @@ Usage: ``net = roadseg.nets.create("fastunet", num_classes=11)``
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -75,8 +77,22 @@ def through_u(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def decoder(up: Callable[[int, int, int], nn.Module], widths: list[int]) -> nn.ModuleList:
+    """The decoder list `through_u` walks: `up(c_in, c_skip, c_out)` from the deepest width back to the first."""
+    return nn.ModuleList(up(widths[i + 1], widths[i], widths[i]) for i in reversed(range(len(widths) - 1)))
+
+
+class FiveLevelU(SegNet):
+    """Base of the U networks with five levels down to 1/32 (fastunet, resunet), walked by `through_u`."""
+
+    @property
+    def size_multiple(self) -> int:
+        """Five halvings: height and width must be multiples of 32."""
+        return 32
+
+
 @register("fastunet")
-class FastUNet(SegNet):
+class FastUNet(FiveLevelU):
     """Widths width * (1, 2, 4, 8, 16) at 1/2 .. 1/32 resolution."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 23, width: int = 16, dropout: float = 0.1) -> None:
@@ -87,13 +103,8 @@ class FastUNet(SegNet):
                                       Down(w[2], w[3], 2), Down(w[3], w[4], 2)])
         self.context = GlobalContext(w[4])
         self.dropout = nn.Dropout2d(dropout)
-        self.decoder = nn.ModuleList([Up(w[4], w[3], w[3]), Up(w[3], w[2], w[2]), Up(w[2], w[1], w[1]),
-                                      Up(w[1], w[0], w[0])])
+        self.decoder = decoder(Up, w)
         self.classifier = nn.Conv2d(w[0], num_classes, 1)
-
-    @property
-    def size_multiple(self) -> int:
-        return 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import SegNet
-from .fastunet import ConvBNReLU, GlobalContext, through_u
+from .fastunet import ConvBNReLU, FiveLevelU, GlobalContext, decoder, through_u
 from .registry import register
 
 
@@ -70,7 +69,7 @@ class UpResidual(nn.Module):
 
 
 @register("resunet")
-class ResUNet(SegNet):
+class ResUNet(FiveLevelU):
     """Widths base_filters * (1, 2, 4, 8, 16) at 1/2 .. 1/32; residual blocks (1, 1, 2, 2, 1) per level."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 23, base_filters: int = 24,
@@ -84,15 +83,10 @@ class ResUNet(SegNet):
             stage(w[0], w[1], 1), stage(w[1], w[2], 2), stage(w[2], w[3], 2), stage(w[3], w[4], 1)])
         self.context = AtrousContext(w[4], w[2])
         self.dropout = nn.Dropout2d(dropout)
-        self.decoder = nn.ModuleList([UpResidual(w[4], w[3], w[3]), UpResidual(w[3], w[2], w[2]),
-                                      UpResidual(w[2], w[1], w[1]), UpResidual(w[1], w[0], w[0])])
+        self.decoder = decoder(UpResidual, w)
         self.full = ConvBNReLU(in_channels, w[0] // 2)
         self.head = ConvBNReLU(w[0] + w[0] // 2, w[0])
         self.classifier = nn.Conv2d(w[0], num_classes, 1)
-
-    @property
-    def size_multiple(self) -> int:
-        return 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
