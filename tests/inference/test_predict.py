@@ -177,3 +177,41 @@ def test_precision_bf16_close_to_fp32_and_auto_follows_the_card(trained, carla_d
     monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: False)
     assert engines.resolve_precision("auto", torch.device("cpu"), {"precision": "bf16"}) == "fp32"
     assert main(["evaluate", "--model", str(trained), "--data", str(carla_dir), "--precision", "bf16"]) == 0
+
+
+def test_openvino_computes_in_bf16_when_asked_and_onnxruntime_refuses(trained, carla_dir, tmp_path, monkeypatch,
+                                                                       capsys):
+    """Issue 12, item 2: OpenVINO's bf16 inference precision behind --precision; auto follows the card
+    as for the torch backend (not for an .onnx file); onnxruntime, fp32 only, refuses bf16 in one line."""
+    import pytest
+    import torch
+
+    pytest.importorskip("openvino")
+    import roadseg.inference.engines as engines
+    from roadseg.checkpoint import load_checkpoint, save_checkpoint
+    from roadseg.device import cpu_has_native_bf16
+    frames = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    fp32 = Predictor.from_checkpoint(trained, backend="openvino", precision="fp32")
+    assert fp32.engine.precision == "fp32"
+    if cpu_has_native_bf16():  # OpenVINO's bf16 kernels need the instructions
+        bf16 = Predictor.from_checkpoint(trained, backend="openvino", precision="bf16")
+        assert bf16.engine.name == "openvino" and bf16.engine.precision == "bf16"
+        a, b = fp32.logits(frames), bf16.logits(frames)
+        assert b.dtype == torch.float32 and 0 < (a - b).abs().max() <= 0.05 * a.abs().max()
+        assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.95
+
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    ckpt = load_checkpoint(trained)
+    ckpt["card"] = {**ckpt.get("card", {}), "precision": "bf16"}
+    save_checkpoint(ckpt, tmp_path / "checked.pt")
+    assert Predictor.from_checkpoint(tmp_path / "checked.pt", backend="openvino").engine.precision == "bf16"
+    assert Predictor.from_checkpoint(trained, backend="openvino").engine.precision == "fp32"
+    assert Predictor.from_checkpoint(tmp_path / "checked.pt", backend="onnx").engine.name == "onnx"  # auto: fp32
+    assert main(["export", "--model", str(tmp_path / "checked.pt"), "--format", "onnx", str(tmp_path / "m.onnx")]) == 0
+    assert Predictor.from_checkpoint(tmp_path / "m.onnx", backend="openvino").engine.precision == "fp32"
+
+    assert main(["predict", "--model", str(trained), "--backend", "onnx", "--precision", "bf16",
+                 "--out", str(tmp_path / "out"), str(carla_dir / "CameraRGB")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "onnxruntime computes in fp32" in err[-1] and "--backend openvino" in err[-1]
+    assert not (tmp_path / "out").exists()
