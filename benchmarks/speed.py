@@ -17,8 +17,7 @@ of --steps steps.
 At equal precision: on CPUs with native bf16 (AVX512-BF16, AMX) the bf16 peers are measured too, plain
 PyTorch eager under torch.autocast(bfloat16) (the loop a PyTorch user writes) and, with --reference
 keras, Keras under the mixed_bfloat16 policy; roadseg's default training (bf16 autocast) and its
-`--precision bf16` inference (the faster of the torch and openvino backends, both measured:
-torch-bf16, openvino-bf16) are divided by the best of them (`train_ratio_same_precision`,
+`--precision bf16` inference are divided by the best of them (`train_ratio_same_precision`,
 `infer_ratio_same_precision` in --json), and bf16 figures are shown as a share of a measured bf16
 matrix-product peak. Without native bf16 the same-precision ratios are fp32 against Keras fp32.
 
@@ -61,7 +60,6 @@ from roadseg.training.state import run_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 KERAS_VENV = ROOT / ".bench-venv" / "keras"
 INFER_BATCH = 32
-BF16_INFER = ("torch-bf16", "openvino-bf16")  # roadseg --precision bf16 on the torch and openvino backends
 
 
 def _time(fn: Callable[[], object]) -> float:
@@ -204,15 +202,15 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
         onnx = None
     frames = _cache(INFER_BATCH, size, seed=1).images.numpy()
     result["infer"] = {}
-    names = ["torch", "torch-eager", "onnx", "openvino"] + (list(BF16_INFER) if cpu_has_native_bf16() else [])
-    for name in names:  # torch: the Winograd network; eager: nn.Modules; -bf16: --precision bf16
+    names = ["torch", "torch-eager", "onnx", "openvino"] + (["torch-bf16"] if cpu_has_native_bf16() else [])
+    for name in names:  # torch: the Winograd network; eager: nn.Modules; bf16: --precision bf16
         backend = name.split("-")[0]
         if backend != "torch" and onnx is None:
             continue
         try:
             engine = make_engine(backend, model=build_model(meta) if backend == "torch" else None,
                                  onnx=None if backend == "torch" else onnx, device="cpu", winograd=name == "torch",
-                                 precision="bf16" if name in BF16_INFER else "fp32")
+                                 precision="bf16" if name == "torch-bf16" else "fp32")
             predictor = Predictor(engine, trainer.data.table, meta["input"], meta)
         except Exception as e:  # an optional extra that is missing
             print(f"  ({name} skipped: {e})")
@@ -247,7 +245,7 @@ def same_precision(mine: dict, ref: dict | None, ref_bf16: dict | None, fwd: flo
     if "plain_torch_bf16" not in mine:  # no native bf16: the same precision is fp32
         if ref is None:
             return {}
-        best = max(r["images_per_s"] for k, r in infer.items() if k not in BF16_INFER)
+        best = max(r["images_per_s"] for k, r in infer.items() if k != "torch-bf16")
         return {"train_ratio_same_precision": train["default"]["images_per_s"] / ref["train_images_per_s"],
                 "infer_ratio_same_precision": best / ref["infer_images_per_s"], "same_precision": "fp32"}
     plain = mine["plain_torch_bf16"]
@@ -262,15 +260,13 @@ def same_precision(mine: dict, ref: dict | None, ref_bf16: dict | None, fwd: flo
         print(f"  bf16 peer {name:21s} train {peers_train[name]:7.2f} img/s{share_t}; "
               f"infer {peers_infer[name]:7.2f} img/s{share_i}")
     mine_train = train["default"]["images_per_s"]
-    mine_name = max((k for k in BF16_INFER if k in infer), key=lambda k: infer[k]["images_per_s"], default="")
-    mine_infer = infer[mine_name]["images_per_s"] if mine_name else 0.0
+    mine_infer = infer.get("torch-bf16", {}).get("images_per_s", 0.0)
     best_train, best_infer = max(peers_train, key=peers_train.get), max(peers_infer, key=peers_infer.get)
     ratios = {"train_ratio_same_precision": mine_train / peers_train[best_train],
               "infer_ratio_same_precision": mine_infer / peers_infer[best_infer], "same_precision": "bf16",
-              "best_bf16_train_peer": best_train, "best_bf16_infer_peer": best_infer,
-              "roadseg_bf16_infer_backend": mine_name.split("-")[0]}
+              "best_bf16_train_peer": best_train, "best_bf16_infer_peer": best_infer}
     print(f"  same precision (bf16): train {ratios['train_ratio_same_precision']:.2f}x {best_train}, "
-          f"infer (--precision bf16, {mine_name}) {ratios['infer_ratio_same_precision']:.2f}x {best_infer}")
+          f"infer (--precision bf16) {ratios['infer_ratio_same_precision']:.2f}x {best_infer}")
     return ratios
 
 
@@ -279,7 +275,7 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None, ref_
     """Print one size's figures and return its ratios."""
     train = mine["train"]
     infer = mine["infer"]
-    best_name = max((k for k in infer if k not in BF16_INFER), key=lambda k: infer[k]["images_per_s"])  # fp32
+    best_name = max((k for k in infer if k != "torch-bf16"), key=lambda k: infer[k]["images_per_s"])  # fp32
     best = infer[best_name]["images_per_s"]
     int8 = mine["int8"]
     print(f"\n{key}: {fwd:.2f} GFLOP forward per image")
@@ -288,7 +284,7 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None, ref_
         print(f"  roadseg train {name:11s} {row['images_per_s']:7.2f} img/s ({row['precision']}, batch {row['batch']}), "
               f"{row['images_per_s'] * 3 * fwd / (peak_bf16 if bf16 else peak):.0%} of the {'bf16' if bf16 else 'fp32'} peak")
     for name, row in infer.items():
-        bf16 = name in BF16_INFER and peak_bf16
+        bf16 = name == "torch-bf16" and peak_bf16
         print(f"  roadseg infer {name:11s} {row['images_per_s']:7.2f} img/s ({'bf16' if bf16 else 'fp32'}, batch "
               f"{INFER_BATCH}), latency {row['latency_ms']:6.1f} ms, "
               f"{row['images_per_s'] * fwd / (peak_bf16 if bf16 else peak):.0%} of the {'bf16' if bf16 else 'fp32'} peak")

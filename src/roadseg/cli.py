@@ -20,9 +20,8 @@ NO_WINOGRAD_HELP = ("torch backend on the CPU: run PyTorch's own convolutions in
                     "kernels (same logits within 1e-4, slower)")
 
 PRECISION_CHOICES = ["auto", "fp32", "bf16"]
-PRECISION_HELP = ("torch and openvino backends: what the network computes in; auto = bf16 on CPUs with native bf16 "
-                  "(AVX512-BF16, AMX) for models whose card records bf16 as checked, else fp32 (on CUDA its mixed "
-                  "precision); onnxruntime computes in fp32")
+PRECISION_HELP = ("torch backend: what the network computes in; auto = bf16 on CPUs with native bf16 (AVX512-BF16, "
+                  "AMX) for models whose card records bf16 as checked, else fp32 (on CUDA its mixed precision)")
 SIZE_HELP = ("network input HEIGHTxWIDTH (default: the checkpoint's), or 'native': each frame at its own size, "
              "padded to the network's multiple and cropped back")
 TILE_HELP = ("sliding-window inference for frames much larger than the training size: windows of HxW "

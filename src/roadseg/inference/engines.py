@@ -8,12 +8,10 @@ uint8 frames or masks (the Predictor owns pre- and postprocessing).
             there), for networks it supports; other networks, or no
             C++ compiler, fall back to eager with a one-line note
   onnx      onnxruntime on the CPU, ONNX bytes (fp32 or INT8 QDQ)       OnnxEngine
-  openvino  OpenVINO on the CPU, ONNX bytes, compiled per input shape,  OpenVinoEngine
-            fp32 or bf16 (its inference precision hint)
+  openvino  OpenVINO on the CPU, ONNX bytes, compiled per input shape   OpenVinoEngine
 
 fp32 engines run in fp32 (OpenVINO is told not to drop to bf16), so their logits match PyTorch's
-within 1e-4. `resolve_precision` turns --precision auto|fp32|bf16 into what the torch and OpenVINO
-engines compute in; onnxruntime computes in fp32 only.
+within 1e-4. `resolve_precision` turns --precision auto|fp32|bf16 into what the torch engine computes in.
 
 Usage::
 
@@ -152,17 +150,12 @@ class OnnxEngine:
 
 class OpenVinoEngine:
     """OpenVINO on the CPU, compiled once per input shape (static shapes run fastest; compiling the
-    notebook network takes well under a second), in `precision` 'fp32' or 'bf16' (OpenVINO's
-    inference precision: its bf16 kernels on CPUs with AVX512-BF16 or AMX; an INT8 model's
-    quantized layers stay INT8 either way)."""
+    notebook network takes well under a second)."""
 
     name = "openvino"
 
-    def __init__(self, data: bytes, precision: str = "fp32") -> None:
+    def __init__(self, data: bytes) -> None:
         ov = require("openvino", "openvino", "the openvino backend")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"OpenVINO runs in fp32 or bf16, not {precision}")
-        self.precision = precision
         self._ov, self._core = ov, ov.Core()
         self._model = self._core.read_model(io.BytesIO(data))
         self._compiled: dict[tuple[int, ...], Any] = {}
@@ -173,35 +166,27 @@ class OpenVinoEngine:
         if compiled is None:
             model = self._model.clone()
             model.reshape({model.inputs[0]: self._ov.PartialShape(list(shape))})
-            hint = "bf16" if self.precision == "bf16" else "f32"
             compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                               "INFERENCE_PRECISION_HINT": hint})
+                                                               "INFERENCE_PRECISION_HINT": "f32"})
             self._compiled[shape] = compiled
         return torch.from_numpy(np.array(compiled(np.ascontiguousarray(images.numpy(), dtype=np.float32))[0]))
 
 
 def make_engine(backend: str, model: SegNet | None = None, onnx: bytes | None = None, device: str = "auto",
-                winograd: bool = True, precision: str = "fp32", card: dict[str, Any] | None = None) -> Engine:
+                winograd: bool = True, precision: str = "fp32") -> Engine:
     """The engine for `backend`: 'torch' runs `model` in `precision` (see resolve_precision; fp32 on the
-    CPU as the Winograd network when `winograd`), 'openvino' runs `onnx` bytes in `precision` (fp32 or
-    bf16), 'onnx' in fp32 (asking it for bf16 is refused); 'auto' is decided with the model's `card`."""
+    CPU as the Winograd network when `winograd`), 'onnx' and 'openvino' run `onnx` bytes in fp32."""
     if backend == "torch":
         if model is None:
             raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
                              "use --backend onnx or --backend openvino")
         dev = pick_device(device)
-        precision = resolve_precision(precision, dev, card)
-        if winograd and dev.type == "cpu" and precision == "fp32":
+        if winograd and dev.type == "cpu" and resolve_precision(precision, dev) == "fp32":
             return WinogradEngine(model)
         return TorchEngine(model, dev, precision)
     if backend in ("onnx", "openvino"):
         if onnx is None:
             raise ValueError("the onnx and openvino engines need ONNX bytes")
-        if backend == "openvino":
-            return OpenVinoEngine(onnx, resolve_precision(precision, torch.device("cpu"), card))
-        if precision == "bf16":
-            raise InputError(None, "onnxruntime computes in fp32 on the CPU, not bf16",
-                             "use --backend openvino or --backend torch for bf16, or --precision fp32")
-        return OnnxEngine(onnx)
+        return OnnxEngine(onnx) if backend == "onnx" else OpenVinoEngine(onnx)
     raise InputError(None, f"unknown backend '{backend}'", f"use one of {', '.join(BACKENDS)}")
 

@@ -22,7 +22,8 @@ from ..checkpoint import build_model, class_table_of, load_checkpoint, size_mult
 from ..classes import ClassTable
 from ..errors import InputError
 from ..nets import check_size
-from .engines import Engine, make_engine
+from ..device import pick_device
+from .engines import Engine, make_engine, resolve_precision
 from .processing import Preprocess, as_rgb_uint8, to_ids, upsample_ids
 
 
@@ -62,12 +63,12 @@ class Predictor:
         size ('native': each frame at its own size); `backend` picks the engine ('torch': the Winograd
         network on the CPU unless `winograd` is False; 'onnx' or 'openvino'); `tta` adds the mirrored
         frame; `tile` runs windows of that size over frames at their own size; `precision` (auto, fp32,
-        bf16) is what the torch and openvino backends compute in (`engines.resolve_precision`). An exported .onnx file
+        bf16) is what the torch backend computes in (`engines.resolve_precision`). An exported .onnx file
         (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
         native = size == "native"
         size = None if native else size
         if str(name).endswith(".onnx"):
-            p = cls.from_onnx(name, size, backend, precision)
+            p = cls.from_onnx(name, size, backend)
             return cls(p.engine, p.table, p.input, p.meta, native, tta, tile)
         ckpt = load_checkpoint(name)
         model = build_model(ckpt)
@@ -80,15 +81,12 @@ class Predictor:
             onnx = onnx_bytes(ckpt)
         dev = device if backend == "torch" else "cpu"
         engine = make_engine(backend, model=model, onnx=onnx, device=dev, winograd=winograd,
-                             precision=precision, card=ckpt.get("card"))
+                             precision=resolve_precision(precision, pick_device(dev), ckpt.get("card")))
         return cls(engine, class_table_of(ckpt), description, ckpt, native, tta, tile)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None, backend: str = "onnx",
-                  precision: str = "auto") -> "Predictor":
-        """A predictor running an .onnx file written by `roadseg export` in onnxruntime or OpenVINO
-        (OpenVINO in bf16 with `precision` 'bf16'; 'auto' is fp32 for a file: its card's bf16 check was
-        made on the checkpoint in PyTorch, and the file may be INT8)."""
+    def from_onnx(cls, path: str | Path, size: tuple[int, int] | None = None, backend: str = "onnx") -> "Predictor":
+        """A predictor running an .onnx file written by `roadseg export` in onnxruntime or OpenVINO."""
         from .export import read_metadata
         path = Path(path)
         if not path.is_file():
@@ -96,8 +94,7 @@ class Predictor:
         meta = read_metadata(path)
         description = {**meta["input"], "size": list(size or meta["input"]["size"]),
                        "size_multiple": size_multiple_of(meta)}
-        engine = make_engine("onnx" if backend == "torch" else backend, onnx=path.read_bytes(),
-                             precision=precision)
+        engine = make_engine("onnx" if backend == "torch" else backend, onnx=path.read_bytes())
         return cls(engine, ClassTable.from_dict(meta["classes"]), description, meta)
 
     @torch.no_grad()
