@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             only = results["sizes"][f"{sizes[0][0]}x{sizes[0][1]}"]
             results.update({k: v for k, v in only.items() if k.startswith(("train_ratio", "infer_ratio", "int8_ratio",
                                                                               "latency_ratio", "same_precision",
-                                                                              "best_bf16", "roadseg_bf16"))})
+                                                                              "best_bf16"))})
         Path(a.json).write_text(json.dumps(results, indent=2))
     return 0
 
