@@ -59,7 +59,19 @@ def test_packed_weights_follow_the_input_shape():
         assert len(layer._packed) <= 2
 
 
-def test_without_onednn_ops_the_model_is_returned(monkeypatch):
-    monkeypatch.setattr(fused_mod, "AVAILABLE", False)
-    net = _net()
-    assert fuse_conv_relu(net) is net
+def test_where_the_op_cannot_be_trusted_the_model_is_returned(monkeypatch):
+    """No oneDNN ops, or the first-use check failing (here: an op that raises), leave the network unfused."""
+    fused_mod.works.cache_clear()
+    try:
+        monkeypatch.setattr(fused_mod, "AVAILABLE", False)
+        net = _net()
+        assert fuse_conv_relu(net) is net
+        monkeypatch.setattr(fused_mod, "AVAILABLE", True)
+        fused_mod.works.cache_clear()
+
+        def broken(self, x):
+            raise RuntimeError("could not create a primitive")
+        monkeypatch.setattr(FusedConv2d, "forward", broken)
+        assert not fused_mod.works(torch.float32) and fuse_conv_relu(net) is net
+    finally:
+        fused_mod.works.cache_clear()

@@ -6,7 +6,8 @@ PyTorch's own compiler emits for CPU conv fusions) with the ReLU that follows it
 in the convolution's output pass instead of a second pass over the feature map. The weight is stored
 in `dtype` (bf16 or fp32) and reordered once per input shape into oneDNN's blocked layout. The same
 numbers as the unfused modules (the same primitive; ReLU is exact). Inference only: no gradients.
-Where PyTorch lacks the ops (no oneDNN), the model comes back unchanged.
+Where the fused op cannot be trusted here (no oneDNN, not x86-64, bf16 that oneDNN cannot run on this
+CPU, or a one-layer check against F.conv2d that fails on first use), the model comes back unchanged.
 
 Usage::
 
@@ -15,11 +16,14 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
+import platform
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-AVAILABLE = torch.backends.mkldnn.is_available() and all(
+AVAILABLE = platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available() and all(
     hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_reorder_convolution_weight"))
 _PACKED_SHAPES = 2  # weights kept packed for this many input shapes (full batches and a last, smaller one)
 
@@ -60,11 +64,33 @@ def _fusable(conv: nn.Module) -> bool:
     return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
 
 
+@functools.cache
+def works(dtype: torch.dtype) -> bool:
+    """Whether the fused op runs here in `dtype` and gives F.conv2d + ReLU's numbers on a small layer."""
+    if not AVAILABLE:
+        return False
+    if dtype == torch.bfloat16 and not getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)():
+        return False
+    g = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.1)
+        conv.bias.copy_(torch.randn(16, generator=g) * 0.1)
+        x = torch.rand(2, 8, 6, 10, generator=g).to(dtype)
+        try:
+            got = FusedConv2d(conv, True, dtype)(x).float()
+        except Exception:  # an op this build or CPU cannot run: stay unfused
+            return False
+        expected = torch.relu(F.conv2d(x.float(), conv.weight.to(dtype).float(), conv.bias, padding=1))
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-2
+    return got.shape == expected.shape and bool((got - expected).abs().max() <= tolerance)
+
+
 def fuse_conv_relu(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A copy of eval-mode `model` with each nn.Sequential's Conv2d (and a ReLU after it, Identity in
-    between allowed: a folded batch norm) as a FusedConv2d in `dtype`; `model` is left as it was. Without
-    oneDNN's ops, `model` itself (nothing to fuse with)."""
-    if not AVAILABLE:
+    between allowed: a folded batch norm) as a FusedConv2d in `dtype`; `model` is left as it was. Where
+    the fused op cannot run here (`works`), `model` itself."""
+    if not works(dtype):
         return model
     fused = copy.deepcopy(model).eval()
     for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
