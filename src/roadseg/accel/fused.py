@@ -23,9 +23,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-AVAILABLE = platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available() and all(
+# oneDNN's fused convolution and weight packing, as this module and the Winograd network call them
+ONEDNN_OPS = torch.backends.mkldnn.is_available() and all(
     hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_reorder_convolution_weight"))
+AVAILABLE = platform.machine().lower() in ("x86_64", "amd64") and ONEDNN_OPS
 _PACKED_SHAPES = 2  # weights kept packed for this many input shapes (full batches and a last, smaller one)
+
+
+def packed_weight(cache: dict[tuple[int, ...], torch.Tensor], weight: torch.Tensor, padding: list[int],
+                  stride: list[int], dilation: list[int], groups: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """`weight` reordered into oneDNN's blocked layout for inputs of `shape`, kept in `cache` for at most
+    _PACKED_SHAPES shapes (each is a copy of the weight)."""
+    if shape not in cache:
+        if len(cache) >= _PACKED_SHAPES:
+            cache.clear()
+        cache[shape] = torch.ops.mkldnn._reorder_convolution_weight(weight, padding, stride, dilation, groups,
+                                                                     list(shape))
+    return cache[shape]
 
 
 class FusedConv2d(nn.Module):
@@ -45,19 +59,12 @@ class FusedConv2d(nn.Module):
     def extra_repr(self) -> str:
         return f"{tuple(self.weight.shape)}, {self.weight.dtype}, post-op={self.attr}"
 
-    def _packed_weight(self, shape: tuple[int, ...]) -> torch.Tensor:
-        if shape not in self._packed:
-            if len(self._packed) >= _PACKED_SHAPES:
-                self._packed.clear()
-            self._packed[shape] = torch.ops.mkldnn._reorder_convolution_weight(
-                self.weight, self.padding, self.stride, self.dilation, self.groups, list(shape))
-        return self._packed[shape]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.weight.dtype)
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, self._packed_weight(tuple(x.shape)), self.bias, self.padding, self.stride, self.dilation,
-            self.groups, self.attr, [], "")
+        weight = packed_weight(self._packed, self.weight, self.padding, self.stride, self.dilation, self.groups,
+                               tuple(x.shape))
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, self.padding, self.stride,
+                                                       self.dilation, self.groups, self.attr, [], "")
 
 
 def _fusable(conv: nn.Module) -> bool:

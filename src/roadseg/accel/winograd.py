@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import kernels
+from .fused import ONEDNN_OPS, packed_weight
 from ..nets import UNet
 from ..nets.upsample import phase_weights
 
@@ -36,8 +37,7 @@ MIN_CHANNELS = 64  # below this (at full resolution) the transforms cost more th
 # peaked at 9.1 GB and its second call ran at half speed while the heap grew; in chunks of 4 frames,
 # 2.4 GB and a steady 8.5-9 img/s (2-core Zen 5). Batch 32 at 96x128 is one chunk.
 MAX_CHUNK_PIXELS = 2**20
-_MKLDNN = torch.backends.mkldnn.is_available() and all(
-    hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_reorder_convolution_weight"))
+_MKLDNN = ONEDNN_OPS
 
 
 def winograd_weight(w: torch.Tensor) -> torch.Tensor:
@@ -96,13 +96,8 @@ class _Conv:
     def _products(self, v: torch.Tensor) -> torch.Tensor:
         if not _MKLDNN:
             return F.conv2d(v, self.u, groups=36)
-        key = tuple(v.shape)
-        if key not in self._packed:  # oneDNN's blocked weight layout, once per input shape
-            if len(self._packed) >= 2:  # e.g. full batches and a last, smaller one; each is a weight copy
-                self._packed.clear()
-            self._packed[key] = torch.ops.mkldnn._reorder_convolution_weight(
-                self.u, [0, 0], [1, 1], [1, 1], 36, list(key))
-        return torch.ops.mkldnn._convolution_pointwise(v, self._packed[key], None, [0, 0], [1, 1], [1, 1], 36,
+        weight = packed_weight(self._packed, self.u, [0, 0], [1, 1], [1, 1], 36, tuple(v.shape))
+        return torch.ops.mkldnn._convolution_pointwise(v, weight, None, [0, 0], [1, 1], [1, 1], 36,
                                                        "none", [], "")
 
 
