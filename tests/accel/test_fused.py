@@ -33,6 +33,16 @@ def test_fuses_conv_relu_pairs_and_leaves_the_rest():
     assert (got - expected).abs().max().item() <= 1e-5
 
 
+def test_inplace_fuses_the_model_itself():
+    net = _net()
+    x = torch.rand(1, 3, 12, 16)
+    with torch.no_grad():
+        expected = net(x)
+        fused = fuse_conv_relu(net, inplace=True)
+        assert fused is net and type(net[0]) is FusedConv2d
+        assert (fused(x) - expected).abs().max().item() <= 1e-5
+
+
 def test_bf16_matches_autocast_within_rounding():
     """In bf16 the fused network gives autocast's logits to bf16 rounding (its bias is added in fp32)."""
     torch.manual_seed(1)

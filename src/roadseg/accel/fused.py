@@ -93,13 +93,14 @@ def works(dtype: torch.dtype) -> bool:
     return got.shape == expected.shape and bool((got - expected).abs().max() <= tolerance)
 
 
-def fuse_conv_relu(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A copy of eval-mode `model` with each nn.Sequential's Conv2d (and a ReLU after it, Identity in
-    between allowed: a folded batch norm) as a FusedConv2d in `dtype`; `model` is left as it was. Where
-    the fused op cannot run here (`works`), `model` itself."""
+def fuse_conv_relu(model: nn.Module, dtype: torch.dtype = torch.float32, inplace: bool = False) -> nn.Module:
+    """A copy of eval-mode `model` (`model` itself with `inplace`, for a caller that owns it already) with
+    each nn.Sequential's Conv2d (and a ReLU after it, Identity in between allowed: a folded batch norm) as
+    a FusedConv2d in `dtype`; without `inplace`, `model` is left as it was. Where the fused op cannot run
+    here (`works`), `model` itself, unchanged."""
     if not works(dtype):
         return model
-    fused = copy.deepcopy(model).eval()
+    fused = (model if inplace else copy.deepcopy(model)).eval()
     for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
         mods = seq._modules
         names = list(mods)

@@ -74,7 +74,8 @@ class TorchEngine:
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         self.model = fold_batch_norms(model).to(self.device, memory_format=self.memory_format)
         if self.device.type == "cpu":  # fp32 or bf16 there ('amp' is CUDA's)
-            self.model = fuse_conv_relu(self.model, torch.bfloat16 if self.precision == "bf16" else torch.float32)
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            self.model = fuse_conv_relu(self.model, dtype, inplace=True)  # self.model is already a copy
         if self.precision == "bf16":  # autocast would cast these weights again on every call
             for layer in self.model.modules():
                 if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
