@@ -49,7 +49,7 @@ from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
-from roadseg.device import amp_dtype, cpu_has_native_bf16, keep_freed_memory
+from roadseg.device import amp_dtype, cpu_has_native_bf16, keep_freed_memory, release_freed_memory
 from roadseg.errors import InputError
 from roadseg.inference import Predictor, Preprocess, make_engine
 from roadseg.inference.export import onnx_bytes, quantize_int8
@@ -191,9 +191,12 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     """All roadseg figures for one size."""
     default, trainer = train_rate(size, steps, repeats, amp=True)
     result = {"train": {"default": default}}
+    release_freed_memory()  # between stages: kept heap blocks of each stage's shapes would add up
     if default["precision"] != "fp32":
         result["train"]["fp32"] = train_rate(size, steps, repeats, amp=False)[0]
+        release_freed_memory()
     result["train"]["fp32-eager"] = train_rate(size, steps, repeats, amp=False, winograd=False)[0]  # --no-winograd
+    release_freed_memory()
     meta = run_checkpoint(trainer, with_optimizer=False)
     try:
         onnx = onnx_bytes(meta)  # exported once, run by both ONNX engines and quantised for INT8
@@ -216,7 +219,10 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
             print(f"  ({name} skipped: {e})")
             continue
         result["infer"][name] = infer_figures(predictor, frames, repeats)
+        del engine, predictor
+        release_freed_memory()
     result["int8"] = int8_figures(onnx, meta, frames, repeats) if onnx is not None else {}
+    release_freed_memory()
     if cpu_has_native_bf16():
         result["plain_torch_bf16"] = plain_torch_figures(size, steps, repeats)
     return result
