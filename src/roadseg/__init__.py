@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from .inference.predictor import Predictor
@@ -41,11 +41,12 @@ def __getattr__(name: str) -> Any:
 
 
 def load(model: str | Path, device: str = "auto", backend: str = "torch", winograd: bool = True,
-         precision: str = "auto") -> "Predictor":
+         precision: str = "auto", tta: bool | Sequence[float] = False) -> "Predictor":
     """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid"); `precision`
-    auto, fp32 or bf16 (see `roadseg predict --help`)."""
+    auto, fp32 or bf16; `tta` True for flip test-time augmentation, or scales for multi-scale
+    (e.g. (0.75, 1, 1.25); see `roadseg predict --help`)."""
     from .inference.predictor import Predictor
-    return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd, precision=precision)
+    return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd, tta=tta, precision=precision)
 
 
 def train(data: str | Path, out: str | Path = "runs/train", *, init: str | None = None, resume: bool = False,

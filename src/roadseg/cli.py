@@ -29,6 +29,8 @@ TILE_HELP = ("sliding-window inference for frames much larger than the training 
 CLASS_MAP_HELP = ("map the masks' ids to another table on load: camvid-to-carla, carla-to-camvid, carla-to-carla08, "
                   "or a YAML/JSON file of source id or name: target id or name (unmapped ids are ignored)")
 TTA_HELP = "test-time augmentation: average the logits of each frame and its mirror image (twice the work)"
+TTA_SCALES_HELP = ("multi-scale test-time augmentation (implies --tta): each frame and its mirror also resized by "
+                   "these factors of the input size, e.g. 0.75 1 1.25 (two passes per scale)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=TTA_SCALES_HELP)
     p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
     p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--json", help="write the scores as JSON here")
@@ -232,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=TTA_SCALES_HELP)
     p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")

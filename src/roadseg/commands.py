@@ -65,7 +65,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     report, worst = evaluate_frames(a.model, a.data, a.format, a.split, a.size, a.full_res, a.batch_size,
                                     a.device, progress=not a.quiet, worst=a.worst if a.report else 0,
                                     backend=a.backend,
-                                    winograd=a.winograd, tta=a.tta, tile=a.tile, classes=a.classes,
+                                    winograd=a.winograd, tta=a.tta_scales or a.tta, tile=a.tile, classes=a.classes,
                                     class_map=a.class_map, ignore_index=a.ignore_index, precision=a.precision)
     print(format_report(report))
     if a.report:
@@ -93,7 +93,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.inputs:  # every output checked before the model is even loaded
         plan_outputs(a.inputs, expand_inputs(a.inputs), out, outputs, a.overwrite)
     size = None if not a.size else "native" if a.size == "native" else parse_size(a.size)
-    predictor = Predictor.from_checkpoint(a.model, a.device, size, a.backend, a.winograd, a.tta,
+    predictor = Predictor.from_checkpoint(a.model, a.device, size, a.backend, a.winograd, a.tta_scales or a.tta,
                                           parse_size(a.tile) if a.tile else None, a.precision)
     if a.compare:
         refuse_overlap(out, {"dataset": a.compare})

@@ -1,8 +1,10 @@
 """Prediction: outputs at each input's own resolution, colour and overlay files, comparison figures."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from roadseg.cli import main
+from roadseg.errors import InputError
 from roadseg.inference.predictor import Predictor
 
 from ..conftest import save
@@ -90,6 +92,23 @@ def test_flip_tta_averages_the_mirrored_logits(trained):
     assert np.allclose(tta.logits(frames).numpy(), expected.numpy(), atol=1e-5)
 
 
+def test_multi_scale_tta_averages_each_scale_and_its_mirror(trained):
+    from torch.nn import functional as F
+    plain = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False)
+    ms = Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tta=(1.0, 1.5))
+    frames = np.random.default_rng(5).integers(0, 256, (2, *plain.size, 3), dtype=np.uint8)
+    x = plain.preprocess.tensor(frames)
+    big = [round(d * 1.5 / plain.multiple) * plain.multiple for d in plain.size]
+    xb = F.interpolate(x, size=big, mode="bilinear", align_corners=False)
+    flip = (plain.engine(x) + plain.engine(x.flip(3)).flip(3)) / 2
+    flip_big = F.interpolate((plain.engine(xb) + plain.engine(xb.flip(3)).flip(3)) / 2, size=plain.size,
+                             mode="bilinear", align_corners=False)
+    assert np.allclose(ms.logits(frames).numpy(), ((flip + flip_big) / 2).numpy(), atol=1e-5)
+    assert Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tta=[1]).tta == (1.0,)
+    with pytest.raises(InputError, match="out of range"):
+        Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tta=(0.0, 1.0))
+
+
 def test_tiles_cover_the_frame_and_one_tile_equals_native(trained):
     native = Predictor.from_checkpoint(trained / "best.pt", "cpu", size="native", winograd=False)
     frame = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
@@ -100,9 +119,10 @@ def test_tiles_cover_the_frame_and_one_tile_equals_native(trained):
 
 
 def test_evaluate_and_predict_take_the_inference_options(trained, carla_dir, tmp_path, capsys):
-    for extra in (["--size", "native"], ["--tta"], ["--tile", "32x48"]):
+    for extra in (["--size", "native"], ["--tta"], ["--tile", "32x48"], ["--tta-scales", "0.75", "1"]):
         assert main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(carla_dir), *extra]) == 0
-        assert "mean IoU" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "mean IoU" in out and ("--tta-scales" not in extra or "flip TTA at scales 0.75 1" in out)
     assert main(["predict", "--model", str(trained / "best.pt"), str(carla_dir / "CameraRGB" / "000001.png"),
                  "--out", str(tmp_path), "--tta", "--size", "native"]) == 0
     assert Image.open(tmp_path / "000001.png").size == (160, 120)

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ def predict_frames(predictor: Predictor, pairs: list[Pair], full_res: bool = Fal
 def evaluate(model: str | Path, data: str | Path, fmt: str = "auto", split: str = "val",
              size: str | None = None, full_res: bool = False, batch_size: int = 16,
              device: str = "auto", progress: bool = False, backend: str = "torch",
-             winograd: bool = True, tta: bool = False, tile: str | None = None,
+             winograd: bool = True, tta: bool | Sequence[float] = False, tile: str | None = None,
              classes: str | None = None, class_map: str | None = None, precision: str = "auto") -> dict[str, Any]:
     """Score a checkpoint (path or shipped name) on one split of a dataset."""
     return evaluate_frames(model, data, fmt, split, size, full_res, batch_size, device, progress, backend=backend,
@@ -84,7 +84,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
                     size: str | None = None, full_res: bool = False, batch_size: int = 16,
                     device: str = "auto", progress: bool = False, worst: int = 0,
                     backend: str = "torch", winograd: bool = True,
-                    tta: bool = False, tile: str | None = None, classes: str | None = None,
+                    tta: bool | Sequence[float] = False, tile: str | None = None, classes: str | None = None,
                     class_map: str | None = None,
                     ignore_index: str | None = None, precision: str = "auto") -> tuple[dict[str, Any], list[Frame]]:
     """The scores, and the `worst` lowest then the `worst` highest frames by per-frame mean IoU (kept for
@@ -137,7 +137,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "size": "native" if predictor.native else list(predictor.size),
         "tile": list(predictor.tile) if predictor.tile else None,
         "full_res": full_res or predictor.native,
-        "tta": tta,
+        "tta": bool(predictor.tta) if predictor.tta in ((), (1.0,)) else list(predictor.tta),
         "num_images": len(pairs),
         "pixel_accuracy": scores["pixel_accuracy"],
         "mean_iou": scores["mean_iou"],
@@ -212,12 +212,18 @@ def _shares(matrix: torch.Tensor) -> np.ndarray:
     return (gt / gt.sum().clamp(min=1)).numpy()
 
 
+def _tta_words(tta: bool | list[float] | None) -> str:
+    if isinstance(tta, list):
+        return ", flip TTA at scales " + " ".join(f"{v:g}" for v in tta)
+    return ", flip TTA" if tta else ""
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of the scores."""
     where = ("native size" if report["size"] == "native" else "full resolution" if report["full_res"]
              else "size " + "x".join(map(str, report["size"])))
     lines = [f"{report['num_images']} images, split {report['split']}, {where}"
-             + (", flip TTA" if report.get("tta") else "")]
+             + _tta_words(report.get("tta"))]
     if report.get("split_note"):
         lines.append(f"note: {report['split_note']}")
     lines.append(f"{'class':<14}{'IoU':>8}{'acc':>8}{'share':>8}")

@@ -27,21 +27,34 @@ from .engines import Engine, make_engine, resolve_precision
 from .processing import Preprocess, as_rgb_uint8, to_ids, upsample_ids
 
 
+def tta_scales(tta: bool | Sequence[float]) -> tuple[float, ...]:
+    """The scales test-time augmentation runs at: none for False, the frame's own for True (flip
+    only), else the given ones (each with its mirror)."""
+    if isinstance(tta, bool):
+        return (1.0,) if tta else ()
+    scales = tuple(float(v) for v in tta) or (1.0,)
+    if not all(0.25 <= v <= 4 for v in scales):
+        raise InputError(None, f"TTA scales {list(scales)} are out of range",
+                         "use scales between 0.25 and 4, e.g. 0.75 1 1.25")
+    return scales
+
+
 class Predictor:
     """An engine with the class table and input description of its model. Frames are resized to the
     model's input size, or with `native` run at their own size (padded to the network's multiple by
     repeating the edge, then cropped back), or with `tile` (H, W) in overlapping windows of that size
     at their own resolution, the logits averaged where windows overlap (for frames much larger than
-    the training size); `tta` averages the logits with those of the mirrored frame."""
+    the training size); `tta` averages the logits with those of the mirrored frame, and given scales
+    (`tta=(0.75, 1.0, 1.25)`) those of the frame and its mirror at each scale (see `tta_scales`)."""
 
     def __init__(self, engine: Engine, table: ClassTable, input: dict[str, Any],
-                 meta: dict[str, Any] | None = None, native: bool = False, tta: bool = False,
+                 meta: dict[str, Any] | None = None, native: bool = False, tta: bool | Sequence[float] = False,
                  tile: tuple[int, int] | None = None) -> None:
         self.engine, self.table, self.input = engine, table, dict(input)
         self.preprocess = Preprocess(input)
         self.meta = meta or {}
         self.multiple = int(input.get("size_multiple", 16))
-        self.tta, self.tile = tta, tile
+        self.tta, self.tile = tta_scales(tta), tile
         self.native = native or tile is not None
         check_size(self.size, self.multiple)
         if tile is not None:
@@ -57,7 +70,7 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, name: str | Path, device: str = "auto", size: tuple[int, int] | str | None = None,
-                        backend: str = "torch", winograd: bool = True, tta: bool = False,
+                        backend: str = "torch", winograd: bool = True, tta: bool | Sequence[float] = False,
                         tile: tuple[int, int] | None = None, precision: str = "auto") -> "Predictor":
         """Load a checkpoint path, run folder or shipped model name; `size` overrides the trained input
         size ('native': each frame at its own size); `backend` picks the engine ('torch': the Winograd
@@ -99,11 +112,22 @@ class Predictor:
 
     @torch.no_grad()
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        """The engine's logits for a float NCHW batch, averaged with the mirrored batch's under `tta`."""
-        logits = self.engine(x)
-        if self.tta:
-            logits = (logits + self.engine(x.flip(3).contiguous()).flip(3)) / 2
-        return logits
+        """The engine's logits for a float NCHW batch; under `tta` the mean of the logits of the batch
+        and its mirror at each TTA scale (resized to the nearest multiple of the network's, the logits
+        resized back to the batch's size)."""
+        if not self.tta:
+            return self.engine(x)
+        total = torch.zeros(())
+        for scale in self.tta:
+            xs = x
+            if scale != 1.0:
+                size = [max(self.multiple, round(d * scale / self.multiple) * self.multiple) for d in x.shape[-2:]]
+                xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+            logits = self.engine(xs) + self.engine(xs.flip(3).contiguous()).flip(3)
+            if logits.shape[-2:] != x.shape[-2:]:
+                logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            total = total + logits
+        return total / (2 * len(self.tta))
 
     @torch.no_grad()
     def logits(self, images: np.ndarray, out_size: tuple[int, int] | None = None) -> torch.Tensor:
