@@ -163,6 +163,20 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str = "existing output file
     p.add_argument("--overwrite", action="store_true", help=f"replace {what} (never an input)")
 
 
+def _add_inference_args(p: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
+    """The options `evaluate` and `predict` share: engine, precision, input size, TTA, tiles, device."""
+    p.add_argument("--backend", choices=backends, default="torch",
+                   help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
+    p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
+    p.add_argument("--size", help=SIZE_HELP)
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=TTA_SCALES_HELP)
+    p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .inference.engines import BACKENDS
     from . import __version__
@@ -198,20 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class table of the data's masks (default: the layout's); must be the model's")
     p.add_argument("--class-map", metavar="NAME|FILE", help=CLASS_MAP_HELP + "; only the classes it reaches are scored")
     p.add_argument("--ignore-index", help="mask id left out of the scores (default: the table's)")
-    p.add_argument("--size", help=SIZE_HELP)
     p.add_argument("--full-res", action="store_true", help="score at each mask's own resolution")
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
-    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=TTA_SCALES_HELP)
-    p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
     p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--json", help="write the scores as JSON here")
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report to DIR/index.html")
     p.add_argument("--worst", type=int, default=6, help="frames shown in the report (lowest mean IoU)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine")
-    p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+    _add_inference_args(p, BACKENDS)
     _add_overwrite(p, "an existing --json file or --report page")
 
     p = sub.add_parser("predict", help="segment frames")
@@ -229,16 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", help="layout of --compare DATA")
     p.add_argument("--split", default="val", help="split of --compare DATA")
     p.add_argument("--limit", type=int, default=8, help="frames of --compare DATA (0 = all)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="inference engine: torch, onnx (onnxruntime) or openvino (pip install 'roadseg[openvino]')")
-    p.add_argument("--no-winograd", dest="winograd", action="store_false", help=NO_WINOGRAD_HELP)
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
-    p.add_argument("--size", help=SIZE_HELP)
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
-    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=TTA_SCALES_HELP)
-    p.add_argument("--tile", metavar="HxW", help=TILE_HELP)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+    _add_inference_args(p, BACKENDS)
     _add_overwrite(p, "existing output files in --out")
 
     p = sub.add_parser("check", help="report every problem in a dataset, without training")
