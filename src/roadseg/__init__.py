@@ -44,7 +44,7 @@ def load(model: str | Path, device: str = "auto", backend: str = "torch", winogr
          precision: str = "auto", tta: bool | Sequence[float] = False) -> "Predictor":
     """A Predictor for a checkpoint path, run folder or shipped model name (e.g. "camvid"); `precision`
     auto, fp32 or bf16; `tta` True for flip test-time augmentation, or scales for multi-scale
-    (e.g. (0.75, 1, 1.25); see `roadseg predict --help`)."""
+    (e.g. (0.8, 1.2); see `roadseg predict --help`)."""
     from .inference.predictor import Predictor
     return Predictor.from_checkpoint(model, device, backend=backend, winograd=winograd, tta=tta, precision=precision)
 

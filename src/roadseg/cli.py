@@ -30,7 +30,7 @@ CLASS_MAP_HELP = ("map the masks' ids to another table on load: camvid-to-carla,
                   "or a YAML/JSON file of source id or name: target id or name (unmapped ids are ignored)")
 TTA_HELP = "test-time augmentation: average the logits of each frame and its mirror image (twice the work)"
 TTA_SCALES_HELP = ("multi-scale test-time augmentation (implies --tta): each frame and its mirror also resized by "
-                   "these factors of the input size, e.g. 0.75 1 1.25 (two passes per scale)")
+                   "these factors of the input size, e.g. 0.8 1.2 (two passes per scale)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ def tta_scales(tta: bool | Sequence[float]) -> tuple[float, ...]:
     scales = tuple(float(v) for v in tta) or (1.0,)
     if not all(0.25 <= v <= 4 for v in scales):
         raise InputError(None, f"TTA scales {list(scales)} are out of range",
-                         "use scales between 0.25 and 4, e.g. 0.75 1 1.25")
+                         "use scales between 0.25 and 4, e.g. 0.8 1.2")
     return scales
 
 
@@ -45,7 +45,7 @@ class Predictor:
     repeating the edge, then cropped back), or with `tile` (H, W) in overlapping windows of that size
     at their own resolution, the logits averaged where windows overlap (for frames much larger than
     the training size); `tta` averages the logits with those of the mirrored frame, and given scales
-    (`tta=(0.75, 1.0, 1.25)`) those of the frame and its mirror at each scale (see `tta_scales`)."""
+    (`tta=(0.8, 1.2)`) those of the frame and its mirror at each scale (see `tta_scales`)."""
 
     def __init__(self, engine: Engine, table: ClassTable, input: dict[str, Any],
                  meta: dict[str, Any] | None = None, native: bool = False, tta: bool | Sequence[float] = False,
