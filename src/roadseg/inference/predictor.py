@@ -78,6 +78,7 @@ class Predictor:
         frame; `tile` runs windows of that size over frames at their own size; `precision` (auto, fp32,
         bf16) is what the torch backend computes in (`engines.resolve_precision`). An exported .onnx file
         (fp32 or INT8) runs in onnxruntime, or OpenVINO if asked, with its stored metadata."""
+        tta_scales(tta)  # checked now: a bad scale is reported before the model is loaded or exported
         native = size == "native"
         size = None if native else size
         if str(name).endswith(".onnx"):
