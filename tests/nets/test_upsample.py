@@ -1,5 +1,6 @@
 """The U-Net's transposed convolution as phase convolutions: the same numbers, gradients included,
 and taken only where it pays (bf16 on the CPU, never while exporting)."""
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -12,13 +13,18 @@ def _reference(x, w, b):
     return F.conv_transpose2d(x, w, b, stride=2)[:, :, : 2 * x.shape[2], : 2 * x.shape[3]]
 
 
-def test_phases_match_the_transposed_conv_with_their_gradients():
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_phases_match_the_transposed_conv_with_their_gradients(channels_last):
     torch.manual_seed(0)
-    x = torch.randn(2, 12, 5, 7, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 12, 5, 7, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
     w = torch.randn(12, 6, 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(6, dtype=torch.float64, requires_grad=True)
     ours, ref = upsample_phases(x, w, b), _reference(x, w, b)
     assert ours.shape == (2, 6, 10, 14) and torch.allclose(ours, ref, atol=1e-12)
+    assert ours.is_contiguous(memory_format=torch.channels_last) or not channels_last
     g = torch.randn_like(ref)
     mine = torch.autograd.grad(ours, (x, w, b), g)
     theirs = torch.autograd.grad(ref, (x, w, b), g)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import SegNet
+from .dropout import Dropout
 from .registry import register
 from .upsample import transposed_up
 
@@ -49,7 +50,7 @@ class ConvBlock(nn.Sequential):
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.ReLU(inplace=True))
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         super().__init__(*layers)
 
 

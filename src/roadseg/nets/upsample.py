@@ -4,7 +4,7 @@ twice the input) as ordinary convolutions over its output phases.
 Output row 2i draws on kernel rows 0 (input row i) and 2 (row i - 1), output row 2i + 1 on kernel row
 1 alone; the same holds for columns. So the four phases (even/even, even/odd, odd/even, odd/odd) are
 convolutions with 2x2, 2x1, 1x2 and 1x1 kernels: one 2x2 convolution with four output channels per
-channel (zero taps where a phase's kernel is smaller), interleaved by pixel_shuffle. oneDNN's
+channel (zero taps where a phase's kernel is smaller), interleaved. oneDNN's
 transposed convolution is slow in bf16 on the CPU (measured in benchmarks/RESULTS.md), its ordinary
 convolutions are not: `transposed_up` takes the phase path where that pays and PyTorch's own
 operator elsewhere (GPUs, fp32 and ONNX export, so exported graphs keep one ConvTranspose).
@@ -29,21 +29,43 @@ def phase_weights(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(p.permute(1, 0, 2, 3).contiguous() for p in (ee, eo, oe, oo))
 
 
+def _phase_taps(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(16, 9) 0/1 matrix: row 8a + 4b + 2i + j (phase (a, b), 2x2 tap (i, j)) picks the 3x3 tap it
+    holds, or none. Along one axis, phase 0's taps over input rows (i - 1, i) are kernel taps (2, 0),
+    phase 1's are (none, 1)."""
+    axis = torch.zeros(2, 2, 3, dtype=dtype, device=device)
+    axis[0, 0, 2] = axis[0, 1, 0] = axis[1, 1, 1] = 1
+    return torch.einsum("aiu,bjv->abijuv", axis, axis).reshape(16, 9)
+
+
 def subpixel_weight(wt: torch.Tensor) -> torch.Tensor:
-    """(C,K,3,3) transposed-conv weight -> (4K,C,2,2): one 2x2 convolution over the input padded by a
-    row above and a column to the left whose output channel 4k + 2a + b is phase (a, b) of channel k
-    (the smaller phase kernels padded with zero taps), as pixel_shuffle(2) reads it."""
-    ee, eo, oe, oo = phase_weights(wt)
-    taps = [ee, F.pad(eo, (1, 0)), F.pad(oe, (0, 0, 1, 0)), F.pad(oo, (1, 0, 1, 0))]
-    return torch.stack(taps, 1).reshape(-1, wt.shape[0], 2, 2)
+    """(C,K,3,3) transposed-conv weight -> (4K,C,2,2), channels-last (as oneDNN takes it): one 2x2
+    convolution over the input padded by a row above and a column to the left whose output channel
+    (2a + b)K + k is phase (a, b) of channel k (the smaller phase kernels padded with zero taps). One
+    product with a 0/1 matrix (exact: each entry is one tap or zero), so its gradient is one product
+    too, where indexing by tap lists costs an index_put per phase."""
+    c, k = wt.shape[:2]
+    taps = _phase_taps(wt.dtype, wt.device) @ wt.reshape(c * k, 9).T  # (16, C*K): (a, b, i, j) x (c, k)
+    return taps.view(2, 2, 2, 2, c, k).permute(0, 1, 5, 2, 3, 4).reshape(4 * k, 2, 2, c).permute(0, 3, 1, 2)
+
+
+def interleave(y: torch.Tensor) -> torch.Tensor:
+    """(N,4K,H,W) whose channel (2a + b)K + k is phase (a, b) of channel k -> (N,K,2H,2W): pixel_shuffle
+    with the phase as the outer channel index, so that for channels-last tensors each pixel moves as
+    K contiguous values, forward and backward (PyTorch's pixel_unshuffle, its backward, was measured at
+    2% of a bf16 U-Net training step)."""
+    n, c4, h, w = y.shape
+    k = c4 // 4
+    phases = y.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, k).permute(0, 1, 3, 2, 4, 5)  # (n, h, a, w, b, k)
+    return phases.reshape(n, 2 * h, 2 * w, k).permute(0, 3, 1, 2)
 
 
 def upsample_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The transposed conv of `weight` (C,K,3,3), stride 2, output cropped to (2H, 2W): its four phases
     as one 2x2 convolution (measured faster than four separate ones, which need a copy to interleave),
-    interleaved by pixel_shuffle."""
-    bias = None if bias is None else bias.repeat_interleave(4)
-    return F.pixel_shuffle(F.conv2d(F.pad(x, (1, 0, 1, 0)), subpixel_weight(weight), bias), 2)
+    interleaved by `interleave`. Channels-last output for a channels-last input."""
+    bias = None if bias is None else bias.repeat(4)
+    return interleave(F.conv2d(F.pad(x, (1, 0, 1, 0)), subpixel_weight(weight), bias))
 
 
 def phases_pay(x: torch.Tensor) -> bool:
