@@ -41,7 +41,7 @@ def _close(got: torch.Tensor, expected: torch.Tensor) -> None:
 def test_kernels_build_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ROADSEG_CACHE_DIR", str(tmp_path))
     assert kernels.library() is not None, kernels.why_unavailable()
-    built = list((tmp_path / "kernels").glob("winograd-*.so"))
+    built = list((tmp_path / "kernels").glob("kernels-*.so"))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
     kernels.library.cache_clear()
@@ -202,7 +202,7 @@ def test_any_failure_of_the_kernels_falls_back_in_one_line(fault, tmp_path, monk
     if fault == "failing compiler":
         monkeypatch.setenv("CXX", "false")  # exists, exits 1
     elif fault == "missing source":
-        monkeypatch.setattr(kernels, "SOURCE", tmp_path / "nowhere" / "winograd.cpp")
+        monkeypatch.setattr(kernels, "SOURCES", (tmp_path / "nowhere" / "winograd.cpp",))
     elif fault == "loader error":
         monkeypatch.setattr(kernels.ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad path")))
     elif fault == "foreign cache folder":

@@ -1,6 +1,7 @@
-"""roadseg's native CPU kernels (csrc/winograd.cpp), compiled on first use and called through ctypes.
+"""roadseg's native CPU kernels (csrc/: Winograd transforms, the fused bf16 cross-entropy), compiled on
+first use and called through ctypes.
 
-The C++ file is built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
+The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
 source and the CPU, and loaded after PyTorch, so its OpenMP loops run on PyTorch's own worker threads.
 Where there is no compiler (or ROADSEG_KERNELS=0), or building or loading fails in any way, `library()`
@@ -29,7 +30,9 @@ from typing import Sequence
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "winograd.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "winograd.cpp", CSRC / "loss.cpp")
+HEADERS = (CSRC / "common.h",)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 _why: list[str] = []
 
@@ -84,7 +87,7 @@ def _build(compiler: str, out: Path) -> None:
     os.close(fd)
     try:
         try:
-            result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+            result = subprocess.run([compiler, *FLAGS, *map(str, SOURCES), "-o", tmp], capture_output=True, text=True,
                                     timeout=COMPILE_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise OSError(f"the compiler took over {COMPILE_TIMEOUT} s") from None
@@ -103,9 +106,9 @@ def _compiler() -> str:
 
 def library_path() -> Path:
     """Where the library for this source, compiler and CPU is (or will be) cached."""
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _compiler().encode()
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES + HEADERS) + " ".join(FLAGS).encode() + _compiler().encode()
                          + _cpu_signature().encode() + torch.__version__.encode()).hexdigest()[:16]
-    return cache_dir() / "kernels" / f"winograd-{key}.so"
+    return cache_dir() / "kernels" / f"kernels-{key}.so"
 
 
 @functools.cache
@@ -130,13 +133,15 @@ def library() -> ctypes.CDLL | None:
             _build(compiler, path)
             lib = ctypes.CDLL(str(path))
     except Exception as e:  # anything at all (a missing csrc, a failing compiler, a foreign file): fall back
-        _why.append(f"could not build or load {SOURCE.name}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
+        _why.append(f"could not build or load {', '.join(p.name for p in SOURCES)}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
         return None
     ptr, i64, n = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for name in ("winograd_input", "concat_channels"):
         getattr(lib, name).argtypes = [ctypes.POINTER(Source), n, i64, i64, i64, ptr, n]
     lib.winograd_output.argtypes = [ptr, ptr, i64, n, i64, i64, i64, ptr, n]
     lib.winograd_output_grad.argtypes = [ptr, i64, i64, i64, i64, ptr, n]
+    lib.softmax_cross_entropy_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ptr, ptr, n]
+    lib.softmax_cross_entropy_bf16.restype = i64
     return lib
 
 

@@ -13,22 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 load(const float *p) { v16 r; std::memcpy(&r, p, sizeof r); return r; }
-static inline void store(float *p, v16 r) { std::memcpy(p, &r, sizeof r); }
-
-// Runs f(begin, end) over [0, n) split into `threads` contiguous ranges.
-template <typename F>
-static void parallel(int64_t n, int threads, F f) {
-  if (threads <= 1 || n < 2) { f(0, n); return; }
-  const int64_t chunk = (n + threads - 1) / threads;
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int i = 0; i < threads; ++i) {
-    const int64_t a = i * chunk, b = std::min(n, a + chunk);
-    if (a < b) f(a, b);
-  }
-}
+#include "common.h"
 
 // Runs f(t, image, tile row, tile column) for every 4x4 output tile t of an n x h x w map.
 template <typename F>

@@ -1,0 +1,73 @@
+"""The fused softmax cross-entropy for bf16 logits on the CPU (csrc/loss.cpp): the loss of
+F.cross_entropy (fp32 log-softmax, class weights, ignore_index, mean) and its gradient in bf16 from one
+pass over the logits. `roadseg.training.losses.cross_entropy` takes it for channels-last bf16 CPU
+logits (what a bf16 autocast step produces) when the kernels are built, PyTorch's operators otherwise.
+
+Usage: ``if fused_applies(logits, target): loss = fused_cross_entropy(logits, target, weight, 11)``
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from . import kernels
+
+MAX_CLASSES = 256  # as in csrc/loss.cpp
+
+
+def fused_applies(logits: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether `fused_cross_entropy` takes these: (N,C,H,W) channels-last bf16 CPU logits of at most
+    MAX_CLASSES classes, (N,H,W) int64 targets, the kernels available."""
+    return (logits.device.type == "cpu" and logits.dtype == torch.bfloat16 and logits.dim() == 4
+            and logits.is_contiguous(memory_format=torch.channels_last) and logits.shape[1] <= MAX_CLASSES
+            and target.dtype == torch.int64 and target.shape == (logits.shape[0], *logits.shape[2:])
+            and kernels.library() is not None)
+
+
+class _FusedCrossEntropy(torch.autograd.Function):
+    """Forward computes the mean loss and, when a gradient is wanted, the bf16 gradient of the logits
+    for a loss gradient of 1; backward hands it on (scaled when the loss gradient is not 1)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+                ignore_index: int) -> torch.Tensor:
+        target = target.contiguous()
+        grad = torch.empty_like(logits) if ctx.needs_input_grad[0] else None
+        sums = torch.zeros(2, dtype=torch.float64)
+        bad = kernels.library().softmax_cross_entropy_bf16(
+            logits.data_ptr(), target.data_ptr(), None if weight is None else weight.data_ptr(),
+            target.numel(), logits.shape[1], ignore_index, None if grad is None else grad.data_ptr(),
+            sums.data_ptr(), torch.get_num_threads())
+        if bad >= 0 or sums[1] == 0:  # a target out of range, or no pixel counted: PyTorch's own error or NaN
+            ctx.fallback = True
+            ctx.save_for_backward(logits, target, weight)
+            ctx.ignore_index = ignore_index
+            return _reference(logits, target, weight, ignore_index)
+        ctx.fallback, ctx.grad = False, grad
+        return (sums[0] / sums[1]).to(torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if ctx.fallback:
+            logits, target, weight = ctx.saved_tensors
+            with torch.enable_grad():
+                x = logits.detach().requires_grad_()
+                (grad,) = torch.autograd.grad(_reference(x, target, weight, ctx.ignore_index), x, grad_loss)
+            return grad, None, None, None
+        grad = ctx.grad
+        return (grad if bool(grad_loss == 1) else grad * grad_loss), None, None, None
+
+
+def _reference(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+               ignore_index: int) -> torch.Tensor:
+    """PyTorch's F.cross_entropy in fp32 on the same rows (what the kernel reproduces)."""
+    rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
+    return F.cross_entropy(rows, target.reshape(-1), weight=weight, ignore_index=ignore_index)
+
+
+def fused_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                        ignore_index: int = -100) -> torch.Tensor:
+    """Mean weighted cross-entropy of bf16 logits (see `fused_applies`), as an fp32 scalar with a gradient."""
+    if weight is not None:
+        weight = weight.to(torch.float32).contiguous()
+    return _FusedCrossEntropy.apply(logits, target, weight, ignore_index)

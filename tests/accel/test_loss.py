@@ -1,0 +1,74 @@
+"""The fused bf16 cross-entropy: PyTorch's loss and gradient (class weights, ignore_index, any class
+count up to 256), PyTorch's error for a bad target, and the trainer's loss taking it only where it applies."""
+import os
+
+import pytest
+import torch
+
+from roadseg.accel import kernels
+from roadseg.accel.loss import _reference, fused_applies, fused_cross_entropy
+from roadseg.training.losses import make_loss
+
+pytestmark = pytest.mark.skipif(os.environ.get("ROADSEG_KERNELS") == "0",
+                                reason="the kernels are off (ROADSEG_KERNELS=0): the suite checks the fallback")
+
+
+def _logits(classes: int, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    x = (torch.randn(3, classes, 20, 28) * 4).to(torch.bfloat16)
+    return x.contiguous(memory_format=torch.channels_last).requires_grad_()
+
+
+@pytest.mark.parametrize("classes,weighted,ignore", [(23, False, -100), (11, True, 3), (40, True, 255), (1, False, -100)])
+def test_loss_and_gradient_are_pytorchs(classes, weighted, ignore):
+    x = _logits(classes)
+    target = torch.randint(0, classes, (3, 20, 28))
+    target[:, :4] = ignore
+    weight = torch.rand(classes) + 0.1 if weighted else None
+    assert fused_applies(x, target)
+    ours = fused_cross_entropy(x, target, weight, ignore)
+    theirs = _reference(x, target, weight, ignore)
+    (g_ours,) = torch.autograd.grad(ours, x, retain_graph=True)
+    (g_theirs,) = torch.autograd.grad(theirs, x, retain_graph=True)
+    assert ours.dtype == torch.float32 and torch.allclose(ours, theirs, rtol=1e-6)
+    assert g_ours.dtype == torch.bfloat16 and g_ours.is_contiguous(memory_format=torch.channels_last)
+    # the same fp32 gradient rounded to bf16 once: at most a last-bit difference, rarely
+    assert torch.allclose(g_ours.float(), g_theirs.float(), rtol=2**-7, atol=1e-7)
+    assert (g_ours != g_theirs).float().mean() < 0.01
+    # scaled by the loss's own gradient (rounded twice then)
+    (g_ours,) = torch.autograd.grad(ours * 3, x)
+    (g_theirs,) = torch.autograd.grad(theirs * 3, x)
+    assert torch.allclose(g_ours.float(), g_theirs.float(), rtol=2**-6, atol=1e-7)
+    assert (g_ours[:, :, :4] == 0).all()  # ignored pixels
+
+
+def test_a_bad_target_raises_pytorchs_error_and_no_pixel_gives_nan():
+    x = _logits(5)
+    target = torch.randint(0, 5, (3, 20, 28))
+    target[1, 2, 3] = 7
+    with pytest.raises(IndexError):
+        fused_cross_entropy(x, target)
+    everything_ignored = torch.full((3, 20, 28), 2)
+    loss = fused_cross_entropy(x, everything_ignored, None, 2)
+    assert torch.isnan(loss)
+
+
+def test_the_trainers_loss_takes_it_only_for_bf16_channels_last_cpu_logits(monkeypatch):
+    x = _logits(23)
+    target = torch.randint(0, 23, (3, 20, 28))
+    assert not fused_applies(x.detach().float(), target)
+    assert not fused_applies(x.detach().contiguous(), target)
+    assert not fused_applies(x, target.int())
+    calls = []
+    monkeypatch.setattr("roadseg.training.losses.fused_cross_entropy",
+                        lambda *a: calls.append(a) or _reference(a[0], a[1], a[2], a[3]))
+    loss = make_loss("ce+dice", ignore_index=None)
+    loss(x, target)
+    loss(x.detach().float().requires_grad_(), target)
+    assert len(calls) == 1
+    kernels.library.cache_clear()
+    monkeypatch.setenv("ROADSEG_KERNELS", "0")
+    try:
+        assert not fused_applies(x, target)
+    finally:
+        kernels.library.cache_clear()
