@@ -1,4 +1,5 @@
-"""roadseg's native CPU kernels (csrc/: Winograd transforms, the fused bf16 cross-entropy), compiled on
+"""roadseg's native CPU kernels (csrc/: Winograd transforms; the fused cross-entropy and argmax
+of bf16 logits), compiled on
 first use and called through ctypes.
 
 The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
@@ -31,7 +32,7 @@ from typing import Sequence
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "winograd.cpp", CSRC / "loss.cpp")
+SOURCES = (CSRC / "winograd.cpp", CSRC / "rows.cpp")
 HEADERS = (CSRC / "common.h",)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 _why: list[str] = []
@@ -142,6 +143,7 @@ def library() -> ctypes.CDLL | None:
     lib.winograd_output_grad.argtypes = [ptr, i64, i64, i64, i64, ptr, n]
     lib.softmax_cross_entropy_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ptr, ptr, n]
     lib.softmax_cross_entropy_bf16.restype = i64
+    lib.argmax_bf16.argtypes = [ptr, i64, i64, ptr, n]
     return lib
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..accel.rows import class_ids
 from ..checkpoint import save_checkpoint
 from ..config import TrainConfig
 from ..data import SampleCache
@@ -141,7 +142,7 @@ class Trainer:
                 self._interrupted(step)
             total_loss += loss.item() * len(images)
             total_count += len(images)
-            cm.update(logits.detach().argmax(1), masks)
+            cm.update(class_ids(logits.detach()), masks)
             if bar is not None:
                 bar.update(len(images))
                 bar.set_postfix(loss=f"{total_loss / total_count:.4f}")

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..accel.loss import fused_applies, fused_cross_entropy
+from ..accel.rows import fused_applies, fused_cross_entropy
 from ..errors import InputError
 
 TERMS = ("ce", "ohem", "dice", "lovasz")
@@ -23,7 +23,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """Sparse categorical cross-entropy on logits, pixels of `ignore_index` left out (bf16 channels-last
-    CPU logits through roadseg.accel.loss's fused kernel, the same loss and gradient in one pass)."""
+    CPU logits through roadseg.accel.rows's fused kernel, the same loss and gradient in one pass)."""
     if fused_applies(logits, target):
         return fused_cross_entropy(logits, target, weight, -100 if ignore_index is None else ignore_index)
     if weight is not None:

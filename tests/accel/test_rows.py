@@ -1,12 +1,13 @@
-"""The fused bf16 cross-entropy: PyTorch's loss and gradient (class weights, ignore_index, any class
-count up to 256), PyTorch's error for a bad target, and the trainer's loss taking it only where it applies."""
+"""The kernels over bf16 logit rows: the fused cross-entropy gives PyTorch's loss and gradient (class
+weights, ignore_index, any class count up to 256) and its error for a bad target, and the trainer's loss
+takes it only where it applies; class_ids is PyTorch's argmax."""
 import os
 
 import pytest
 import torch
 
 from roadseg.accel import kernels
-from roadseg.accel.loss import _reference, fused_applies, fused_cross_entropy
+from roadseg.accel.rows import _reference, class_ids, fused_applies, fused_cross_entropy
 from roadseg.training.losses import make_loss
 
 pytestmark = pytest.mark.skipif(os.environ.get("ROADSEG_KERNELS") == "0",
@@ -72,3 +73,12 @@ def test_the_trainers_loss_takes_it_only_for_bf16_channels_last_cpu_logits(monke
         assert not fused_applies(x, target)
     finally:
         kernels.library.cache_clear()
+
+
+@pytest.mark.parametrize("classes", [1, 11, 23, 40])
+def test_class_ids_are_pytorchs_argmax_ties_included(classes):
+    x = _logits(classes).detach()
+    x[0, :, 0, 0] = 1.0  # a tie everywhere: the first class wins
+    x[1, classes // 2:, 1, 1] = 30.0  # a tie between the upper classes
+    assert torch.equal(class_ids(x), x.argmax(1))
+    assert torch.equal(class_ids(x.float()), x.float().argmax(1))  # fp32: PyTorch's own

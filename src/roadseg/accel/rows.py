@@ -1,9 +1,14 @@
-"""The fused softmax cross-entropy for bf16 logits on the CPU (csrc/loss.cpp): the loss of
-F.cross_entropy (fp32 log-softmax, class weights, ignore_index, mean) and its gradient in bf16 from one
-pass over the logits. `roadseg.training.losses.cross_entropy` takes it for channels-last bf16 CPU
-logits (what a bf16 autocast step produces) when the kernels are built, PyTorch's operators otherwise.
+"""Kernels over the class rows of channels-last bf16 CPU logits, what a bf16 autocast step produces
+(csrc/rows.cpp): `fused_cross_entropy`, the loss of F.cross_entropy (fp32 log-softmax, class weights,
+ignore_index, mean) and its gradient in bf16 from one pass over the logits, taken by
+`roadseg.training.losses.cross_entropy`; `class_ids`, the argmax over classes, taken by the trainer's
+metrics. Both fall back to PyTorch's operators where the kernels are not built or do not apply.
 
-Usage: ``if fused_applies(logits, target): loss = fused_cross_entropy(logits, target, weight, 11)``
+Usage::
+
+    if fused_applies(logits, target):
+        loss = fused_cross_entropy(logits, target, weight, ignore_index=11)
+    ids = class_ids(logits)          # == logits.argmax(1)
 """
 from __future__ import annotations
 
@@ -12,16 +17,30 @@ from torch.nn import functional as F
 
 from . import kernels
 
-MAX_CLASSES = 256  # as in csrc/loss.cpp
+MAX_CLASSES = 256  # as in csrc/rows.cpp
+
+
+def _rows_apply(logits: torch.Tensor) -> bool:
+    """(N,C,H,W) channels-last bf16 CPU logits of at most MAX_CLASSES classes, the kernels available."""
+    return (logits.device.type == "cpu" and logits.dtype == torch.bfloat16 and logits.dim() == 4
+            and logits.is_contiguous(memory_format=torch.channels_last) and logits.shape[1] <= MAX_CLASSES
+            and kernels.library() is not None)
 
 
 def fused_applies(logits: torch.Tensor, target: torch.Tensor) -> bool:
-    """Whether `fused_cross_entropy` takes these: (N,C,H,W) channels-last bf16 CPU logits of at most
-    MAX_CLASSES classes, (N,H,W) int64 targets, the kernels available."""
-    return (logits.device.type == "cpu" and logits.dtype == torch.bfloat16 and logits.dim() == 4
-            and logits.is_contiguous(memory_format=torch.channels_last) and logits.shape[1] <= MAX_CLASSES
-            and target.dtype == torch.int64 and target.shape == (logits.shape[0], *logits.shape[2:])
-            and kernels.library() is not None)
+    """Whether `fused_cross_entropy` takes these: logits as `_rows_apply` says, (N,H,W) int64 targets."""
+    return (target.dtype == torch.int64 and target.shape == (logits.shape[0], *logits.shape[2:])
+            and _rows_apply(logits))
+
+
+def class_ids(logits: torch.Tensor) -> torch.Tensor:
+    """logits.argmax(1) as (N,H,W) int64, by the kernel for channels-last bf16 CPU logits."""
+    if not _rows_apply(logits):
+        return logits.argmax(1)
+    out = torch.empty((logits.shape[0], *logits.shape[2:]), dtype=torch.int64)
+    kernels.library().argmax_bf16(logits.data_ptr(), out.numel(), logits.shape[1], out.data_ptr(),
+                                  torch.get_num_threads())
+    return out
 
 
 class _FusedCrossEntropy(torch.autograd.Function):

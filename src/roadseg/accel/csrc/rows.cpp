@@ -1,0 +1,189 @@
+// roadseg's kernels over the class rows of bf16 logits on the CPU (channels-last NCHW logits are rows
+// of `classes` values, one per pixel): the fused softmax cross-entropy and the argmax.
+//
+// softmax_cross_entropy_bf16: one pass computes the weighted mean loss of PyTorch's F.cross_entropy
+// (fp32 log-softmax, class weights, ignore_index) and writes its gradient with respect to the logits,
+// already in bf16. PyTorch spends a cast to fp32, the log-softmax, a zero-filled gradient, its
+// backward and a cast back on the same (about 3% of a bf16 U-Net training step at 96x128).
+// argmax_bf16: the class of each row (PyTorch's argmax over the strided class dimension: 1% of it).
+// Called from roadseg/accel/rows.py.
+#include <cmath>
+#include <vector>
+
+#include "common.h"
+
+typedef int32_t i16v __attribute__((vector_size(64)));
+typedef uint32_t u16v __attribute__((vector_size(64)));
+typedef uint16_t h16v __attribute__((vector_size(32)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+static const v16 LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+// Values [0, n) of p (n <= 16) as floats; lanes from n on are `fill`. `wide`: 16 values may be read.
+static inline v16 load_bf16(const uint16_t *p, int64_t n, float fill, bool wide) {
+  h16v h = {};
+  if (wide || n == 16) std::memcpy(&h, p, sizeof h);
+  else for (int64_t j = 0; j < n; ++j) h[j] = p[j];
+  const u16v u = __builtin_convertvector(h, u16v) << 16;
+  v16 f;
+  std::memcpy(&f, &u, sizeof f);
+  return n == 16 ? f : (LANE < float(n) ? f : v16{} + fill);
+}
+
+// Lanes [0, n) of f to p as bf16, rounded to nearest even as PyTorch's casts are.
+static inline void store_bf16(uint16_t *p, v16 f, int64_t n) {
+  u16v u;
+  std::memcpy(&u, &f, sizeof u);
+  const u16v nan = (u & 0x7fffffffu) > 0x7f800000u;
+  u = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16 & ~nan) | (nan & 0x7fc0u);
+  const h16v h = __builtin_convertvector(u, h16v);
+  if (n == 16) std::memcpy(p, &h, sizeof h);
+  else for (int64_t j = 0; j < n; ++j) p[j] = h[j];
+}
+
+// exp(x) for x <= 0 (Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-5 polynomial; within 2 ulp
+// of expf down to -87, where it stops: smaller values are left at about 1e-38, not 0).
+static inline v16 exp_nonpositive(v16 x) {
+  x = x < -87.0f ? v16{} - 87.0f : x;
+  const v16 t = x * 1.44269504088896341f + 12582912.0f;  // adding 1.5 * 2^23 rounds to an integer
+  const v16 n = t - 12582912.0f;
+  v16 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v16 p = v16{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const v16 y = p * r * r + r + 1.0f;
+  const i16v bits = (__builtin_convertvector(n, i16v) + 127) << 23;  // 2^n
+  v16 scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
+static inline float hmax(v16 v) {
+  v8 a, b;
+  std::memcpy(&a, &v, 32);
+  std::memcpy(&b, reinterpret_cast<const char *>(&v) + 32, 32);
+  a = a > b ? a : b;
+  v4 c, d;
+  std::memcpy(&c, &a, 16);
+  std::memcpy(&d, reinterpret_cast<const char *>(&a) + 16, 16);
+  c = c > d ? c : d;
+  return std::max(std::max(c[0], c[1]), std::max(c[2], c[3]));
+}
+
+static inline float hsum(v16 v) {
+  v8 a, b;
+  std::memcpy(&a, &v, 32);
+  std::memcpy(&b, reinterpret_cast<const char *>(&v) + 32, 32);
+  a += b;
+  v4 c, d;
+  std::memcpy(&c, &a, 16);
+  std::memcpy(&d, reinterpret_cast<const char *>(&a) + 16, 16);
+  c += d;
+  return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+constexpr int64_t MAX_CLASSES = 256, MAX_VECS = MAX_CLASSES / 16;
+
+// Loads a row of `classes` bf16 logits into vecs vectors (padding -inf) and returns their maximum.
+// `wide`: the memory past the row may be read (it is not the last one).
+static inline float load_row(const uint16_t *row, int64_t classes, int64_t vecs, v16 *val, bool wide) {
+  v16 m = v16{} - INFINITY;
+  for (int64_t v = 0; v < vecs; ++v) {
+    val[v] = load_bf16(row + 16 * v, std::min<int64_t>(16, classes - 16 * v), -INFINITY, wide);
+    m = m > val[v] ? m : val[v];
+  }
+  return hmax(m);
+}
+
+// Returns -1, or the first row whose target is neither ignore_index nor a class (nothing is then
+// written). sums[0] = sum of weight * loss, sums[1] = sum of weights (the mean is their ratio). grad
+// (may be null) gets weight / sums[1] * (softmax - onehot) per row, zeros for ignored rows.
+extern "C" int64_t softmax_cross_entropy_bf16(const uint16_t *x, const int64_t *target, const float *weight,
+                                              int64_t rows, int64_t classes, int64_t ignore, uint16_t *grad,
+                                              double *sums, int threads) {
+  if (classes < 1 || classes > MAX_CLASSES) return 0;
+  threads = std::max(threads, 1);
+  std::vector<double> part(2 * threads, 0.0);
+  std::vector<int64_t> bad(threads, -1);
+  const int64_t chunk = (rows + threads - 1) / threads;
+  parallel(threads, threads, [&](int64_t p0, int64_t p1) {  // targets first: the gradient needs sum(w)
+    for (int64_t p = p0; p < p1; ++p) {
+      double w = 0;
+      for (int64_t i = p * chunk; i < std::min(rows, (p + 1) * chunk); ++i) {
+        const int64_t t = target[i];
+        if (t == ignore) continue;
+        if (t < 0 || t >= classes) { bad[p] = i; break; }
+        w += weight ? weight[t] : 1.0f;
+      }
+      part[2 * p + 1] = w;
+    }
+  });
+  double total_w = 0;
+  for (int p = 0; p < threads; ++p) {
+    if (bad[p] >= 0) return bad[p];
+    total_w += part[2 * p + 1];
+  }
+  sums[1] = total_w;
+  const int64_t vecs = (classes + 15) / 16;
+  const float inv_w = total_w > 0 ? float(1.0 / total_w) : 0.0f;
+  parallel(threads, threads, [&](int64_t p0, int64_t p1) {
+    v16 val[MAX_VECS];
+    for (int64_t p = p0; p < p1; ++p) {
+      double loss = 0;
+      for (int64_t i = p * chunk; i < std::min(rows, (p + 1) * chunk); ++i) {
+        const int64_t t = target[i];
+        const uint16_t *row = x + i * classes;
+        if (t == ignore) {
+          if (grad) std::memset(grad + i * classes, 0, classes * sizeof(uint16_t));
+          continue;
+        }
+        const float mx = load_row(row, classes, vecs, val, (rows - i) * classes >= 16 * vecs);
+        const float xt = val[t / 16][t % 16];
+        v16 s = v16{};
+        for (int64_t v = 0; v < vecs; ++v) {
+          const v16 e = exp_nonpositive(val[v] - mx);
+          val[v] = val[v] == -INFINITY ? v16{} : e;  // the padding past the last class
+          s += val[v];
+        }
+        const float sum = hsum(s);
+        const float w = weight ? weight[t] : 1.0f;
+        loss += double(w) * (double(mx) + std::log(double(sum)) - double(xt));
+        if (grad) {
+          const float scale = w * inv_w, prob_scale = scale / sum;
+          for (int64_t v = 0; v < vecs; ++v) {
+            v16 g = val[v] * prob_scale;
+            if (t / 16 == v) g[t % 16] -= scale;
+            store_bf16(grad + i * classes + 16 * v, g, std::min<int64_t>(16, classes - 16 * v));
+          }
+        }
+      }
+      part[2 * p] = loss;
+    }
+  });
+  double total = 0;
+  for (int p = 0; p < threads; ++p) total += part[2 * p];
+  sums[0] = total;
+  return -1;
+}
+
+// out[i] = the first class of row i with the largest value (PyTorch's argmax; rows with NaN excepted).
+extern "C" int argmax_bf16(const uint16_t *x, int64_t rows, int64_t classes, int64_t *out, int threads) {
+  if (classes < 1 || classes > MAX_CLASSES) return 1;
+  const int64_t vecs = (classes + 15) / 16;
+  parallel(rows, threads, [&](int64_t r0, int64_t r1) {
+    v16 val[MAX_VECS];
+    for (int64_t i = r0; i < r1; ++i) {
+      const float mx = load_row(x + i * classes, classes, vecs, val, (rows - i) * classes >= 16 * vecs);
+      int64_t best = 0;
+      for (int64_t j = 0; j < classes; ++j)
+        if (val[j / 16][j % 16] == mx) { best = j; break; }
+      out[i] = best;
+    }
+  });
+  return 0;
+}
