@@ -3,8 +3,7 @@ twice the input) as ordinary convolutions over its output phases.
 
 Output row 2i draws on kernel rows 0 (input row i) and 2 (row i - 1), output row 2i + 1 on kernel row
 1 alone; the same holds for columns. So the four phases (even/even, even/odd, odd/even, odd/odd) are
-convolutions with 2x2, 2x1, 1x2 and 1x1 kernels: one 2x2 convolution with four output channels per
-channel (zero taps where a phase's kernel is smaller), interleaved. oneDNN's
+convolutions with 2x2, 2x1, 1x2 and 1x1 kernels, interleaved. oneDNN's
 transposed convolution is slow in bf16 on the CPU (measured in benchmarks/RESULTS.md), its ordinary
 convolutions are not: `transposed_up` takes the phase path where that pays and PyTorch's own
 operator elsewhere (GPUs, fp32 and ONNX export, so exported graphs keep one ConvTranspose).
@@ -18,54 +17,60 @@ from torch import nn
 from torch.nn import functional as F
 
 
+# The 3x3 taps (3 * row + column) that the four phases' 2x2, 2x1, 1x2 and 1x1 kernels read, in order.
+PHASE_TAPS = (8, 6, 2, 0, 7, 1, 5, 3, 4)
+PHASE_SHAPES = ((2, 2), (2, 1), (1, 2), (1, 1))
+
+
 def phase_weights(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(C,K,3,3) stride-2 transposed-conv weight -> the conv weights of its four output phases
-    (even/even 2x2, even/odd 2x1, odd/even 1x2, odd/odd 1x1): output 2i+a draws on taps a, a+2."""
-    flip = [2, 0]
-    ee = wt[:, :, flip][:, :, :, flip]
-    eo = wt[:, :, flip, 1:2]
-    oe = wt[:, :, 1:2][:, :, :, flip]
-    oo = wt[:, :, 1:2, 1:2]
-    return tuple(p.permute(1, 0, 2, 3).contiguous() for p in (ee, eo, oe, oo))
-
-
-def _phase_taps(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(16, 9) 0/1 matrix: row 8a + 4b + 2i + j (phase (a, b), 2x2 tap (i, j)) picks the 3x3 tap it
-    holds, or none. Along one axis, phase 0's taps over input rows (i - 1, i) are kernel taps (2, 0),
-    phase 1's are (none, 1)."""
-    axis = torch.zeros(2, 2, 3, dtype=dtype, device=device)
-    axis[0, 0, 2] = axis[0, 1, 0] = axis[1, 1, 1] = 1
-    return torch.einsum("aiu,bjv->abijuv", axis, axis).reshape(16, 9)
-
-
-def subpixel_weight(wt: torch.Tensor) -> torch.Tensor:
-    """(C,K,3,3) transposed-conv weight -> (4K,C,2,2), channels-last (as oneDNN takes it): one 2x2
-    convolution over the input padded by a row above and a column to the left whose output channel
-    (2a + b)K + k is phase (a, b) of channel k (the smaller phase kernels padded with zero taps). One
-    product with a 0/1 matrix (exact: each entry is one tap or zero), so its gradient is one product
-    too, where indexing by tap lists costs an index_put per phase."""
+    """(C,K,3,3) stride-2 transposed-conv weight -> the conv weights (K,C,kh,kw), channels-last, of its
+    four output phases (even/even 2x2, even/odd 2x1, odd/even 1x2, odd/odd 1x1): output 2i+a draws on
+    taps a, a+2. The nine taps are a permutation of the weight's, taken by one product with a
+    permutation matrix (exact), so the gradient is one product too (indexing by tap lists costs an
+    index_put per phase in every training step)."""
     c, k = wt.shape[:2]
-    taps = _phase_taps(wt.dtype, wt.device) @ wt.reshape(c * k, 9).T  # (16, C*K): (a, b, i, j) x (c, k)
-    return taps.view(2, 2, 2, 2, c, k).permute(0, 1, 5, 2, 3, 4).reshape(4 * k, 2, 2, c).permute(0, 3, 1, 2)
+    perm = torch.eye(9, dtype=wt.dtype, device=wt.device)[list(PHASE_TAPS)]
+    taps = perm @ wt.reshape(c, k, 9).permute(1, 2, 0)  # (K, 9, C)
+    out, start = [], 0
+    for kh, kw in PHASE_SHAPES:
+        part = taps[:, start:start + kh * kw].reshape(k, kh, kw, c).permute(0, 3, 1, 2)
+        out.append(part.contiguous(memory_format=torch.channels_last))
+        start += kh * kw
+    return tuple(out)
 
 
-def interleave(y: torch.Tensor) -> torch.Tensor:
-    """(N,4K,H,W) whose channel (2a + b)K + k is phase (a, b) of channel k -> (N,K,2H,2W): pixel_shuffle
-    with the phase as the outer channel index, so that for channels-last tensors each pixel moves as
-    K contiguous values, forward and backward (PyTorch's pixel_unshuffle, its backward, was measured at
-    2% of a bf16 U-Net training step)."""
-    n, c4, h, w = y.shape
-    k = c4 // 4
-    phases = y.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, k).permute(0, 1, 3, 2, 4, 5)  # (n, h, a, w, b, k)
-    return phases.reshape(n, 2 * h, 2 * w, k).permute(0, 3, 1, 2)
+class _Interleave(torch.autograd.Function):
+    """The four (N,K,H,W) phase maps (even/even, even/odd, odd/even, odd/odd) -> the (N,K,2H,2W)
+    channels-last map, in one strided copy each way (each pixel's K channels move together)."""
+
+    @staticmethod
+    def forward(ctx, *phases: torch.Tensor) -> torch.Tensor:
+        n, k, h, w = phases[0].shape
+        out = torch.empty((n, 2 * h, 2 * w, k), dtype=phases[0].dtype, device=phases[0].device)
+        grid = out.view(n, h, 2, w, 2, k)
+        for i, y in enumerate(phases):
+            grid[:, :, i // 2, :, i % 2].copy_(y.permute(0, 2, 3, 1))
+        return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n, k, h2, w2 = grad.shape
+        grid = grad.permute(0, 2, 3, 1).reshape(n, h2 // 2, 2, w2 // 2, 2, k)
+        return tuple(grid[:, :, i // 2, :, i % 2].permute(0, 3, 1, 2) for i in range(4))
 
 
 def upsample_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The transposed conv of `weight` (C,K,3,3), stride 2, output cropped to (2H, 2W): its four phases
-    as one 2x2 convolution (measured faster than four separate ones, which need a copy to interleave),
-    interleaved by `interleave`. Channels-last output for a channels-last input."""
-    bias = None if bias is None else bias.repeat(4)
-    return interleave(F.conv2d(F.pad(x, (1, 0, 1, 0)), subpixel_weight(weight), bias))
+    as convolutions of their own kernel sizes (9 multiplications per input pixel and channel pair, as
+    the transposed conv; one 2x2 convolution with zero taps for the smaller phases does 16 and was
+    measured 1.3x slower in a training step), interleaved by `_Interleave`."""
+    h, w = x.shape[2:]
+    ee, eo, oe, oo = phase_weights(weight)
+    phases = (F.conv2d(F.pad(x, (1, 0, 1, 0)), ee, bias),   # rows i-1, i and columns j-1, j
+              F.conv2d(x, eo, bias, padding=(1, 0))[:, :, :h],  # rows i-1, i; column j
+              F.conv2d(x, oe, bias, padding=(0, 1))[:, :, :, :w],  # row i; columns j-1, j
+              F.conv2d(x, oo, bias))
+    return _Interleave.apply(*phases)
 
 
 def phases_pay(x: torch.Tensor) -> bool:
