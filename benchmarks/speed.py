@@ -15,7 +15,8 @@ Every figure is a median over --repeats timed runs after a warm-up run; a traini
 of --steps steps.
 
 At equal precision: on CPUs with native bf16 (AVX512-BF16, AMX) the bf16 peers are measured too, plain
-PyTorch eager under torch.autocast(bfloat16) (the loop a PyTorch user writes) and, with --reference
+PyTorch eager under torch.autocast(bfloat16) (the loop a PyTorch user writes), the same loop through
+torch.compile (compile time not counted) and, with --reference
 keras, Keras under the mixed_bfloat16 policy; roadseg's default training (bf16 autocast) and its
 `--precision bf16` inference are divided by the best of them (`train_ratio_same_precision`,
 `infer_ratio_same_precision` in --json), and bf16 figures are shown as a share of a measured bf16
@@ -124,20 +125,27 @@ def _plain_up(block: torch.nn.Module, x: torch.Tensor, skip: torch.Tensor) -> to
 
 def plain_unet() -> UNet:
     """The notebook's U-Net with PyTorch's own layers only: roadseg.nets.UNet with each upsampling
-    through nn.ConvTranspose2d (roadseg computes it as phase convolutions in bf16 on the CPU)."""
+    through nn.ConvTranspose2d (roadseg computes it as phase convolutions in bf16 on the CPU) and
+    PyTorch's nn.Dropout (roadseg draws its CPU mask faster)."""
     model = UNet()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.__class__ = torch.nn.Dropout
     for block in model.decoder:
         block.forward = types.MethodType(_plain_up, block)
     return model
 
 
-def plain_torch_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
+def plain_torch_figures(size: tuple[int, int], steps: int, repeats: int, compiled: bool = False) -> dict:
     """The bf16 peer a PyTorch user writes: the same U-Net in PyTorch's own layers (`plain_unet`),
     Adam (its default implementation), cross-entropy, torch.autocast(bfloat16), channels-last, on
-    float tensors already in memory; inference under no_grad and autocast, batch INFER_BATCH and 1."""
+    float tensors already in memory; inference under no_grad and autocast, batch INFER_BATCH and 1.
+    `compiled`: the same through torch.compile (its CPU backend; the warm-up call compiles, and the
+    seconds it took are returned)."""
     batch = 32 if size[0] * size[1] <= 96 * 128 else 8
     torch.manual_seed(0)
     model = plain_unet().to(memory_format=torch.channels_last)
+    run = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.rand(batch, 3, *size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 23, (batch, *size))
@@ -146,22 +154,26 @@ def plain_torch_figures(size: tuple[int, int], steps: int, repeats: int) -> dict
         model.train()
         for _ in range(steps):
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss = torch.nn.functional.cross_entropy(run(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
+    compile_s = _time(epoch) if compiled else None  # compiling is not counted in the rate
     train = _rate(epoch, batch * steps, repeats)
     model.eval()
     xb = torch.rand(INFER_BATCH, 3, *size).contiguous(memory_format=torch.channels_last)
 
     def forward(t: torch.Tensor) -> None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            model(t)
+            run(t)
 
+    if compiled:
+        compile_s += _time(lambda: forward(xb)) + _time(lambda: forward(xb[:1]))
     return {"train": {"images_per_s": train, "batch": batch, "precision": "bf16 mixed"},
             "infer": {"images_per_s": _rate(lambda: forward(xb), INFER_BATCH, repeats),
-                      "latency_ms": 1000 / _rate(lambda: forward(xb[:1]), 1, repeats * 3)}}
+                      "latency_ms": 1000 / _rate(lambda: forward(xb[:1]), 1, repeats * 3)},
+            **({"compile_seconds": compile_s} if compiled else {})}
 
 
 def infer_figures(predictor: Predictor, frames: np.ndarray, repeats: int) -> dict:
@@ -225,6 +237,8 @@ def roadseg_figures(size: tuple[int, int], steps: int, repeats: int) -> dict:
     release_freed_memory()
     if cpu_has_native_bf16():
         result["plain_torch_bf16"] = plain_torch_figures(size, steps, repeats)
+        release_freed_memory()
+        result["torch_compile_bf16"] = plain_torch_figures(size, steps, repeats, compiled=True)
     return result
 
 
@@ -246,7 +260,8 @@ def keras_figures(size: tuple[int, int], steps: int, repeats: int, policy: str =
 
 def same_precision(mine: dict, ref: dict | None, ref_bf16: dict | None, fwd: float, peak_bf16: float | None) -> dict:
     """roadseg against the best peer of the same precision: bf16 where the CPU has it natively (Keras
-    mixed_bfloat16, plain PyTorch autocast), else fp32 (Keras fp32); printed with shares of the peak."""
+    mixed_bfloat16, plain PyTorch autocast, the same through torch.compile), else fp32 (Keras fp32);
+    printed with shares of the peak."""
     train, infer = mine["train"], mine["infer"]
     if "plain_torch_bf16" not in mine:  # no native bf16: the same precision is fp32
         if ref is None:
@@ -257,13 +272,17 @@ def same_precision(mine: dict, ref: dict | None, ref_bf16: dict | None, fwd: flo
     plain = mine["plain_torch_bf16"]
     peers_train = {"plain torch autocast": plain["train"]["images_per_s"]}
     peers_infer = {"plain torch autocast": plain["infer"]["images_per_s"]}
+    if "torch_compile_bf16" in mine:
+        peers_train["torch.compile autocast"] = mine["torch_compile_bf16"]["train"]["images_per_s"]
+        peers_infer["torch.compile autocast"] = mine["torch_compile_bf16"]["infer"]["images_per_s"]
+        print(f"  (torch.compile: {mine['torch_compile_bf16']['compile_seconds']:.0f} s of compiling, not counted)")
     if ref_bf16 is not None:
         peers_train["keras mixed_bfloat16"] = ref_bf16["train_images_per_s"]
         peers_infer["keras mixed_bfloat16"] = ref_bf16["infer_images_per_s"]
     for name in peers_train:
         share_t = f", {peers_train[name] * 3 * fwd / peak_bf16:.0%} of the bf16 peak" if peak_bf16 else ""
         share_i = f", {peers_infer[name] * fwd / peak_bf16:.0%}" if peak_bf16 else ""
-        print(f"  bf16 peer {name:21s} train {peers_train[name]:7.2f} img/s{share_t}; "
+        print(f"  bf16 peer {name:22s} train {peers_train[name]:7.2f} img/s{share_t}; "
               f"infer {peers_infer[name]:7.2f} img/s{share_i}")
     mine_train = train["default"]["images_per_s"]
     mine_infer = infer.get("torch-bf16", {}).get("images_per_s", 0.0)
