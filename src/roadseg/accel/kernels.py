@@ -1,6 +1,5 @@
-"""roadseg's native CPU kernels (csrc/: Winograd transforms; the fused cross-entropy and argmax
-of bf16 logits), compiled on
-first use and called through ctypes.
+"""roadseg's native CPU kernels (csrc/: the Winograd transforms; the fused cross-entropy and argmax of
+bf16 logits), compiled on first use and called through ctypes.
 
 The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
@@ -106,8 +105,9 @@ def _compiler() -> str:
 
 
 def library_path() -> Path:
-    """Where the library for this source, compiler and CPU is (or will be) cached."""
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES + HEADERS) + " ".join(FLAGS).encode() + _compiler().encode()
+    """Where the library for these sources, compiler and CPU is (or will be) cached."""
+    text = b"".join(p.read_bytes() for p in SOURCES + HEADERS)
+    key = hashlib.sha256(text + " ".join(FLAGS).encode() + _compiler().encode()
                          + _cpu_signature().encode() + torch.__version__.encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / f"kernels-{key}.so"
 

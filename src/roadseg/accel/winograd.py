@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from . import kernels
 from .fused import ONEDNN_OPS, packed_weight
 from ..nets import UNet
-from ..nets.upsample import phase_weights
+from ..nets.upsample import phase_maps, phase_weights
 
 # Filter transform G of F(4x4,3x3) (Lavin & Gray, points 0, +-1, +-2), matching csrc/winograd.cpp.
 _G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
@@ -216,7 +216,4 @@ def unavailable_reason() -> str:
 def _upsample_phases(x: torch.Tensor, phases: tuple[torch.Tensor, ...], bias: torch.Tensor) -> list[torch.Tensor]:
     """The four phases of the stride-2 transposed conv (Keras 'same' alignment, as UpBlock crops it):
     even/even rows and columns, even/odd, odd/even, odd/odd, each (N,K,H,W) with channel stride 1."""
-    h, w = x.shape[-2:]
-    ee, eo, oe, oo = phases
-    return [F.conv2d(x, ee, bias, padding=1)[:, :, :h, :w], F.conv2d(x, eo, bias, padding=(1, 0))[:, :, :h],
-            F.conv2d(x, oe, bias, padding=(0, 1))[:, :, :, :w], F.conv2d(x, oo, bias)]
+    return list(phase_maps(x, phases, bias))

@@ -32,4 +32,3 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         noise = keep_mask(x, self.p).to(x.dtype).mul_(1 / (1 - self.p))
         return x * noise
-

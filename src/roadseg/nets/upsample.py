@@ -59,18 +59,23 @@ class _Interleave(torch.autograd.Function):
         return tuple(grid[:, :, i // 2, :, i % 2].permute(0, 3, 1, 2) for i in range(4))
 
 
+def phase_maps(x: torch.Tensor, phases: tuple[torch.Tensor, ...], bias: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """The four (N,K,H,W) phase maps of the transposed conv of input x (N,C,H,W), given its
+    `phase_weights`: even/even, even/odd, odd/even, odd/odd (channel stride 1 for a channels-last x)."""
+    h, w = x.shape[2:]
+    ee, eo, oe, oo = phases
+    return (F.conv2d(F.pad(x, (1, 0, 1, 0)), ee, bias),   # rows i-1, i and columns j-1, j
+            F.conv2d(x, eo, bias, padding=(1, 0))[:, :, :h],  # rows i-1, i; column j
+            F.conv2d(x, oe, bias, padding=(0, 1))[:, :, :, :w],  # row i; columns j-1, j
+            F.conv2d(x, oo, bias))
+
+
 def upsample_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The transposed conv of `weight` (C,K,3,3), stride 2, output cropped to (2H, 2W): its four phases
     as convolutions of their own kernel sizes (9 multiplications per input pixel and channel pair, as
     the transposed conv; one 2x2 convolution with zero taps for the smaller phases does 16 and was
     measured 1.3x slower in a training step), interleaved by `_Interleave`."""
-    h, w = x.shape[2:]
-    ee, eo, oe, oo = phase_weights(weight)
-    phases = (F.conv2d(F.pad(x, (1, 0, 1, 0)), ee, bias),   # rows i-1, i and columns j-1, j
-              F.conv2d(x, eo, bias, padding=(1, 0))[:, :, :h],  # rows i-1, i; column j
-              F.conv2d(x, oe, bias, padding=(0, 1))[:, :, :, :w],  # row i; columns j-1, j
-              F.conv2d(x, oo, bias))
-    return _Interleave.apply(*phases)
+    return _Interleave.apply(*phase_maps(x, phase_weights(weight), bias))
 
 
 def phases_pay(x: torch.Tensor) -> bool:
