@@ -339,13 +339,21 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None, ref_
     return ratios
 
 
+def save(path: str | None, results: dict) -> None:
+    """Write the figures so far to `path` (if given) through a temporary file, so the file is never half-written."""
+    if path:
+        tmp = Path(path).with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", action="append", help="HxW (repeatable); default 96x128 and 352x480")
     p.add_argument("--reference", choices=["keras", "none"], default="none")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=6, help="training steps per timed epoch")
-    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--json", help="write the figures here (after each stage)")
     a = p.parse_args(argv)
     sizes = [tuple(int(v) for v in s.split("x")) for s in (a.size or ["96x128", "352x480"])]
     keep_freed_memory()
@@ -359,19 +367,19 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         key = f"{size[0]}x{size[1]}"
         fwd = forward_gflop(size)
-        mine = roadseg_figures(size, a.steps, a.repeats)
-        ref = keras_figures(size, a.steps, a.repeats) if a.reference == "keras" else None
-        ref_bf16 = keras_figures(size, a.steps, a.repeats, "mixed_bfloat16") if a.reference == "keras" and bf16 else None
-        row = {"forward_gflop": fwd, "roadseg": mine, "keras": ref, "keras_bf16": ref_bf16}
+        row = results["sizes"][key] = {"forward_gflop": fwd}
+        row["roadseg"] = mine = roadseg_figures(size, a.steps, a.repeats)
+        save(a.json, results)  # each stage as it ends: a run stopped later keeps what it measured
+        row["keras"] = ref = keras_figures(size, a.steps, a.repeats) if a.reference == "keras" else None
+        save(a.json, results)
+        row["keras_bf16"] = ref_bf16 = (keras_figures(size, a.steps, a.repeats, "mixed_bfloat16")
+                                        if a.reference == "keras" and bf16 else None)
         row.update(report(key, fwd, peak, mine, ref, ref_bf16, peak_bf16))
-        results["sizes"][key] = row
-    if a.json:
         if len(sizes) == 1:
-            only = results["sizes"][f"{sizes[0][0]}x{sizes[0][1]}"]
-            results.update({k: v for k, v in only.items() if k.startswith(("train_ratio", "infer_ratio", "int8_ratio",
-                                                                              "latency_ratio", "same_precision",
-                                                                              "best_bf16"))})
-        Path(a.json).write_text(json.dumps(results, indent=2))
+            results.update({k: v for k, v in row.items() if k.startswith(("train_ratio", "infer_ratio", "int8_ratio",
+                                                                            "latency_ratio", "same_precision",
+                                                                            "best_bf16"))})
+        save(a.json, results)
     return 0
 
 

@@ -64,6 +64,17 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 _kept = False
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc on Linux (opened once), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of returning it to the OS.
 
@@ -76,12 +87,8 @@ def keep_freed_memory() -> bool:
     global _kept
     if _kept:
         return True
-    if os.environ.get("ROADSEG_KEEP_FREED_MEMORY", "1") == "0" or platform.system() != "Linux" \
-            or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _glibc()
+    if os.environ.get("ROADSEG_KEEP_FREED_MEMORY", "1") == "0" or libc is None:
         return False
     _kept = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, -1))
     return _kept
@@ -95,5 +102,5 @@ def release_freed_memory() -> bool:
     if not _kept:
         return False
     gc.collect()  # tensors held only by reference cycles
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    _glibc().malloc_trim(0)
     return True
