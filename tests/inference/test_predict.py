@@ -109,6 +109,14 @@ def test_multi_scale_tta_averages_each_scale_and_its_mirror(trained):
         Predictor.from_checkpoint(trained / "best.pt", "cpu", winograd=False, tta=(0.0, 1.0))
 
 
+@pytest.mark.parametrize("tta, scales", [(False, ()), ((), ()), (True, (1.0,)), ([1], (1.0,)),
+                                         ((0.8, 1.2), (0.8, 1.2))])
+def test_tta_scales_are_the_same_when_passed_back_in(tta, scales):
+    from roadseg.inference.predictor import tta_scales
+    assert tta_scales(tta) == scales
+    assert tta_scales(tta_scales(tta)) == scales
+
+
 def test_tiles_cover_the_frame_and_one_tile_equals_native(trained):
     native = Predictor.from_checkpoint(trained / "best.pt", "cpu", size="native", winograd=False)
     frame = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)

@@ -28,11 +28,12 @@ from .processing import Preprocess, as_rgb_uint8, to_ids, upsample_ids
 
 
 def tta_scales(tta: bool | Sequence[float]) -> tuple[float, ...]:
-    """The scales test-time augmentation runs at: none for False, the frame's own for True (flip
-    only), else the given ones (each with its mirror)."""
+    """The scales test-time augmentation runs at: none for False or an empty sequence, the frame's own
+    for True (flip only), else the given ones (each with its mirror). Its result passed back in gives
+    the same scales."""
     if isinstance(tta, bool):
         return (1.0,) if tta else ()
-    scales = tuple(float(v) for v in tta) or (1.0,)
+    scales = tuple(float(v) for v in tta)
     if not all(0.25 <= v <= 4 for v in scales):
         raise InputError(None, f"TTA scales {list(scales)} are out of range",
                          "use scales between 0.25 and 4, e.g. 0.8 1.2")
