@@ -1,5 +1,5 @@
 """roadseg's native CPU kernels (csrc/: the Winograd transforms; the fused cross-entropy and argmax of
-bf16 logits), compiled on first use and called through ctypes.
+bf16 logits; bf16 bilinear 2x upsampling), compiled on first use and called through ctypes.
 
 The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "winograd.cpp", CSRC / "rows.cpp")
+SOURCES = (CSRC / "winograd.cpp", CSRC / "rows.cpp", CSRC / "resize.cpp")
 HEADERS = (CSRC / "common.h",)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 _why: list[str] = []
@@ -144,6 +144,8 @@ def library() -> ctypes.CDLL | None:
     lib.softmax_cross_entropy_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ptr, ptr, n]
     lib.softmax_cross_entropy_bf16.restype = i64
     lib.argmax_bf16.argtypes = [ptr, i64, i64, ptr, n]
+    for name in ("upsample2x_bf16", "upsample2x_backward_bf16"):
+        getattr(lib, name).argtypes = [ptr, i64, i64, i64, i64, ptr, n]
     return lib
 
 

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from .base import SegNet
 from .registry import register
+from .resize import Resize
 
 
 class ConvBNReLU(nn.Sequential):
@@ -56,11 +57,11 @@ class Up(nn.Module):
 
     def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
         super().__init__()
+        self.up = Resize()
         self.fuse = ConvBNReLU(c_in + c_skip, c_out)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.fuse(torch.cat([x, skip], 1))
+        return self.fuse(torch.cat([self.up(x, skip.shape[-2:]), skip], 1))
 
 
 def through_u(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -105,8 +106,8 @@ class FastUNet(FiveLevelU):
         self.dropout = nn.Dropout2d(dropout)
         self.decoder = decoder(Up, w)
         self.classifier = nn.Conv2d(w[0], num_classes, 1)
+        self.up = Resize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
-        return F.interpolate(self.classifier(through_u(self, x)), size=x.shape[-2:], mode="bilinear",
-                             align_corners=False)
+        return self.up(self.classifier(through_u(self, x)), x.shape[-2:])

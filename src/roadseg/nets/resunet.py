@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from .fastunet import ConvBNReLU, FiveLevelU, GlobalContext, decoder, through_u
 from .registry import register
+from .resize import Resize
 
 
 class Residual(nn.Module):
@@ -60,12 +61,12 @@ class UpResidual(nn.Module):
 
     def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
         super().__init__()
+        self.up = Resize()
         self.fuse = ConvBNReLU(c_in + c_skip, c_out)
         self.refine = Residual(c_out, c_out)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.refine(self.fuse(torch.cat([x, skip], 1)))
+        return self.refine(self.fuse(torch.cat([self.up(x, skip.shape[-2:]), skip], 1)))
 
 
 @register("resunet")
@@ -87,8 +88,9 @@ class ResUNet(FiveLevelU):
         self.full = ConvBNReLU(in_channels, w[0] // 2)
         self.head = ConvBNReLU(w[0] + w[0] // 2, w[0])
         self.classifier = nn.Conv2d(w[0], num_classes, 1)
+        self.up = Resize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
-        u = F.interpolate(through_u(self, x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        u = self.up(through_u(self, x), x.shape[-2:])
         return self.classifier(self.head(torch.cat([u, self.full(x)], 1)))

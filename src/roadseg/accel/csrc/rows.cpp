@@ -12,35 +12,8 @@
 
 #include "common.h"
 
-typedef int32_t i16v __attribute__((vector_size(64)));
-typedef uint32_t u16v __attribute__((vector_size(64)));
-typedef uint16_t h16v __attribute__((vector_size(32)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
-
-static const v16 LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
-// Values [0, n) of p (n <= 16) as floats; lanes from n on are `fill`. `wide`: 16 values may be read.
-static inline v16 load_bf16(const uint16_t *p, int64_t n, float fill, bool wide) {
-  h16v h = {};
-  if (wide || n == 16) std::memcpy(&h, p, sizeof h);
-  else for (int64_t j = 0; j < n; ++j) h[j] = p[j];
-  const u16v u = __builtin_convertvector(h, u16v) << 16;
-  v16 f;
-  std::memcpy(&f, &u, sizeof f);
-  return n == 16 ? f : (LANE < float(n) ? f : v16{} + fill);
-}
-
-// Lanes [0, n) of f to p as bf16, rounded to nearest even as PyTorch's casts are.
-static inline void store_bf16(uint16_t *p, v16 f, int64_t n) {
-  u16v u;
-  std::memcpy(&u, &f, sizeof u);
-  const u16v nan = (u & 0x7fffffffu) > 0x7f800000u;
-  u = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16 & ~nan) | (nan & 0x7fc0u);
-  const h16v h = __builtin_convertvector(u, h16v);
-  if (n == 16) std::memcpy(p, &h, sizeof h);
-  else for (int64_t j = 0; j < n; ++j) p[j] = h[j];
-}
 
 // exp(x) for x <= 0 (Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-5 polynomial; within 2 ulp
 // of expf down to -87, where it stops: smaller values are left at about 1e-38, not 0).
