@@ -22,6 +22,9 @@ def native_applies(x: torch.Tensor, size: tuple[int, int]) -> bool:
 
 
 class _Upsample2x(torch.autograd.Function):
+    """Forward: the kernel's upsampling (channels-last bf16 out). Backward: the kernel's gradient of
+    any-layout output gradients (made channels-last bf16 first, one copy)."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

@@ -23,7 +23,7 @@ static inline float weight_of(int64_t o, int64_t i, int64_t n) {
   return (t.i0 == i ? t.a0 : 0.0f) + (t.i1 == i ? t.a1 : 0.0f);
 }
 
-// dst[k] (fp32, len values) = sum of w[r] * src[r][k] over r, the sources bf16 or fp32 rows.
+// dst[k] (fp32, len values) = sum of w[r] * src[r][k] over the m bf16 rows src[r].
 static inline void blend_bf16(float *dst, const uint16_t *const *src, const float *w, int m, int64_t len) {
   for (int64_t k = 0; k < len; k += 16) {
     const int64_t n = std::min<int64_t>(16, len - k);
