@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         mask = read_mask(pair.mask)
         pred = predictor.predict(read_image(pair.image))
         truth = mask == cls
-        labels, count = ndimage.label(truth)
+        labels, _ = ndimage.label(truth)
         for i, obj in enumerate(ndimage.find_objects(labels), 1):
             comp = labels[obj] == i
             rows = comp.sum(1)

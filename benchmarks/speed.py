@@ -50,6 +50,7 @@ from roadseg.checkpoint import build_model
 from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
+from roadseg.data.imageio import atomic_write
 from roadseg.device import amp_dtype, cpu_has_native_bf16, keep_freed_memory, release_freed_memory
 from roadseg.errors import InputError
 from roadseg.inference import Predictor, Preprocess, make_engine
@@ -340,11 +341,9 @@ def report(key: str, fwd: float, peak: float, mine: dict, ref: dict | None, ref_
 
 
 def save(path: str | None, results: dict) -> None:
-    """Write the figures so far to `path` (if given) through a temporary file, so the file is never half-written."""
+    """Write the figures so far to `path` (if given), atomically (roadseg's atomic_write)."""
     if path:
-        tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
 
 
 def main(argv: list[str] | None = None) -> int:
