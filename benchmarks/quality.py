@@ -4,7 +4,9 @@ beside the published numbers for CamVid (read from the dataset's README).
 With --zoo, the model zoo's scoreboard instead: for each shipped model (or each --model given), its
 network, parameters, GFLOPs at its input size, val mIoU at full resolution with and without flip TTA,
 fp32 and INT8 frames/s in OpenVINO at batch 1 and its size on this machine, and its training hours
-(from its card); a markdown table printed, and added to RESULTS.md unless --no-write.
+(from its card); a markdown table printed, and added to RESULTS.md unless --no-write. A model trained
+on val too (a recipe's final run on train + val) has its val score marked so, beside the held-out
+figure its card records.
 
 Usage:
     python benchmarks/quality.py --model camvid --data ../shared/data/camvid --split val
@@ -58,7 +60,7 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
     from roadseg.inference.engines import OpenVinoEngine
     from roadseg.inference.export import onnx_bytes
     from roadseg.inference.processing import Preprocess
-    from roadseg.inference.zoo import engine_fps, forward_gflops, int8_fps
+    from roadseg.inference.zoo import engine_fps, forward_gflops, int8_fps, val_miou
     rows = ["| model | network | parameters | GFLOPs (size) | val mIoU | val mIoU, flip TTA | fp32 frames/s | "
             "INT8 frames/s | training |", "|" + " --- |" * 9]
     for name in models or shipped_names():
@@ -67,12 +69,15 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         size = tuple(ckpt["input"]["size"])
         plain = evaluate(name, data, split=split, full_res=True)["mean_iou"]
         tta = evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
+        held_out = val_miou(ckpt.get("card", {}))
+        seen = split == "val" and ckpt.get("data", {}).get("train_on") == "train+val"  # a recipe's final run
+        seen_note = f" (trained on {split}; held out, from its card: {held_out})" if seen else ""
         pre = Preprocess(ckpt["input"])
         x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))
         fp32 = engine_fps(OpenVinoEngine(onnx_bytes(ckpt)), x)
         hours = ckpt.get("card", {}).get("cpu_hours", "-")
         rows.append(f"| {name} | {ckpt['model']['arch']} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
-                    f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f} | "
+                    f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f}{seen_note} | "
                     f"{tta:.4f} | {fp32:.0f} | {int8_fps(ckpt):.0f} | {str(hours).split(' (')[0]} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)
