@@ -78,7 +78,7 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         hours = ckpt.get("card", {}).get("cpu_hours", "-")
         rows.append(f"| {name} | {ckpt['model']['arch']} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
                     f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f}{seen_note} | "
-                    f"{tta:.4f} | {fp32:.0f} | {int8_fps(ckpt):.0f} | {str(hours).split(' (')[0]} |")
+                    f"{tta:.4f}{' (trained on val)' if seen else ''} | {fp32:.0f} | {int8_fps(ckpt):.0f} | {str(hours).split(' (')[0]} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)
     print(table)
