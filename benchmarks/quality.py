@@ -71,10 +71,10 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         ckpt = load_checkpoint(name)
         net = build_model(ckpt)
         size = tuple(ckpt["input"]["size"])
-        plain = evaluate(name, data, split=split, full_res=True)["mean_iou"]
-        tta = evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
+        scored = evaluate(name, data, split=split, full_res=True)
+        plain, tta = scored["mean_iou"], evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
         held_out = val_miou(ckpt.get("card", {}))
-        seen = split == "val" and ckpt.get("data", {}).get("train_on") == "train+val"  # a recipe's final run
+        seen = "which this model was trained on" in scored["split_note"]  # evaluate's word: a final train+val run
         seen_note = f" (trained on {split}; held out, from its card: {held_out})" if seen else ""
         pre = Preprocess(ckpt["input"])
         x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))
