@@ -74,7 +74,7 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         scored = evaluate(name, data, split=split, full_res=True)
         plain, tta = scored["mean_iou"], evaluate(name, data, split=split, full_res=True, tta=True)["mean_iou"]
         held_out = val_miou(ckpt.get("card", {}))
-        seen = "which this model was trained on" in scored["split_note"]  # evaluate's word: a final train+val run
+        seen = scored["trained_on_split"]  # a final train+val run scored on val
         seen_note = f" (trained on {split}; held out, from its card: {held_out})" if seen else ""
         pre = Preprocess(ckpt["input"])
         x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))

@@ -31,6 +31,7 @@ def test_cli_writes_json(trained, carla_dir, tmp_path, capsys):
                  "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert set(data["per_class_iou"]) >= {"Road", "Sky"}
+    assert data["trained_on_split"] is False  # its val split, drawn as at training, is held out
     assert "mean IoU" in capsys.readouterr().out
 
 
@@ -53,9 +54,12 @@ def test_info_names_the_epoch_and_the_size_of_its_metrics(trained, capsys):
 
 def test_val_of_a_train_plus_val_model_is_said_not_to_be_held_out(carla_dir):
     from roadseg.data import discover
-    from roadseg.evaluation.evaluate import split_note
+    from roadseg.evaluation.evaluate import split_note, trained_on_split
     layout = discover(carla_dir)
     trained = {"root": str(carla_dir), "val_fraction": 0.2, "seed": 0, "train_on": "train+val"}
     assert "not a held-out score" in split_note(layout, "val", trained)
     assert "not a held-out score" not in split_note(layout, "val", {**trained, "train_on": "train"})
     assert split_note(layout, "val", {**trained, "root": "/elsewhere"}).endswith("--split all scores them all")
+    assert trained_on_split(layout, "val", trained) and trained_on_split(layout, "train", trained)
+    assert not trained_on_split(layout, "val", {**trained, "train_on": "train"})
+    assert not trained_on_split(layout, "val", {**trained, "root": "/elsewhere"})

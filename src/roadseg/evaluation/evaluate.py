@@ -102,6 +102,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     check_tables(table, data_table, layout.root)
     pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
     note = split_note(layout, split, predictor.meta.get("data", {}))
+    seen = trained_on_split(layout, split, predictor.meta.get("data", {}))
     cm = ConfusionMatrix(table.num_classes, ignore)
     per_frame, kept = [], []
     from tqdm import tqdm
@@ -134,6 +135,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "format": layout.format,
         "split": split,
         "split_note": note,
+        "trained_on_split": seen,
         "size": "native" if predictor.native else list(predictor.size),
         "tile": list(predictor.tile) if predictor.tile else None,
         "full_res": full_res or predictor.native,
@@ -181,12 +183,25 @@ def check_tables(model_table: ClassTable, data_table: str, root: Path) -> None:
                          "on this data: roadseg train --init MODEL --data DIR")
 
 
+def _same_data(layout: Any, trained: dict[str, Any]) -> bool:
+    root = trained.get("root")
+    return bool(root) and Path(root).resolve() == Path(layout.root).resolve()
+
+
+def trained_on_split(layout: Any, split: str, trained: dict[str, Any]) -> bool:
+    """Whether the model was trained on the frames scored: the train split of its own data, or its val
+    split after a final `--train-on train+val` run. Such a score is not a held-out one."""
+    if not _same_data(layout, trained):
+        return False
+    return split == "train" or (split == "val" and trained.get("train_on") == "train+val")
+
+
 def split_note(layout: Any, split: str, trained: dict[str, Any]) -> str:
     """What the scored split is and why, when that is not obvious: a layout without its own val split
     gets the seeded split the model was trained with, which only means something on that dataset."""
     root = trained.get("root")
-    same_data = bool(root) and Path(root).resolve() == Path(layout.root).resolve()
-    if split == "val" and same_data and trained.get("train_on") == "train+val":
+    same_data = _same_data(layout, trained)
+    if split == "val" and trained_on_split(layout, split, trained):
         return "the val split, which this model was trained on (--train-on train+val): not a held-out score"
     if split not in ("train", "val") or "all" not in layout.splits:
         return ""
