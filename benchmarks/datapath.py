@@ -10,7 +10,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from roadseg.config import TrainConfig, parse_size
 from roadseg.data import SampleCache, discover, split_pairs
 from roadseg.data.augment import Augmenter
 from roadseg.data.loader import batches
+from roadseg.device import cpu_name
 
 
 def data_rate(cache: SampleCache, aug: Augmenter, batch_size: int, workers: int, frames: int) -> float:
@@ -60,7 +60,7 @@ def main() -> None:
     pairs = (layout.splits.get("train") or split_pairs(layout, 0.0, 0)[0])[:a.frames]
     aug = Augmenter(crop, (0.75, 1.5), hflip=0.5, color=0.2, fill_mask=11)
     cached, uncached = SampleCache.load(pairs, size), SampleCache.load(pairs, size, cache_bytes=0)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; "
           f"{len(pairs)} frames at {a.size}, crops {a.crop}, batch {a.batch_size}")
     reference = data_rate(cached, aug, a.batch_size, 0, len(pairs))
     print(f"data path, cache on, in process (reference): {reference:.1f} img/s")

@@ -48,12 +48,11 @@ def published_numbers(data: Path) -> dict[str, float]:
 
 
 def machine() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one), its cores and the system."""
+    """The CPU's model name and bf16 hardware, its cores and the system."""
     import os
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-             if ln.startswith("model name")]
-    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+
+    from roadseg.device import cpu_name
+    return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def zoo(models: list[str], data: str, split: str, write: bool) -> int:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from roadseg.classes import class_table
 from roadseg.config import TrainConfig
 from roadseg.data import Layout, Pair, SampleCache
 from roadseg.data.imageio import atomic_write
-from roadseg.device import amp_dtype, cpu_has_native_bf16, keep_freed_memory, release_freed_memory
+from roadseg.device import amp_dtype, cpu_has_native_bf16, cpu_name, keep_freed_memory, release_freed_memory
 from roadseg.errors import InputError
 from roadseg.inference import Predictor, Preprocess, make_engine
 from roadseg.inference.export import onnx_bytes, quantize_int8
@@ -359,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_peak()
     bf16 = cpu_has_native_bf16()
     peak_bf16 = matmul_peak(dtype=torch.bfloat16) if bf16 else None
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; fp32 matmul peak {peak:.0f} GFLOP/s"
           + (f", bf16 peak {peak_bf16:.0f} GFLOP/s" if bf16 else " (no native bf16)"))
     results: dict = {"peak_gflops": peak, "peak_gflops_bf16": peak_bf16, "sizes": {}}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import yaml
 
 import roadseg
 from roadseg.data import discover, split_pairs
+from roadseg.device import cpu_name
 from roadseg.evaluation.evaluate import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if a.write:
         text = RESULTS.read_text() + (
-            f"\n## Transfer ({datetime.date.today()}, {platform.machine()} {os.cpu_count()} cores)\n\n"
+            f"\n## Transfer ({datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores)\n\n"
             f"Command: `python benchmarks/transfer.py {' '.join(argv or sys.argv[1:])}`; val mIoU on the same "
             "frames for every run.\n\n" + table + "\n")
         RESULTS.write_text(text)

@@ -82,3 +82,16 @@ def test_pre_ampere_gpus_get_fp16_not_emulated_bf16(monkeypatch):
     for capability, dtype in (((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert amp_dtype(torch.device("cuda", 0)) == dtype
+
+
+def test_cpu_name_is_the_model_and_its_bf16_hardware():
+    from pathlib import Path
+
+    from roadseg.device import cpu_has_native_bf16, cpu_name
+    name = cpu_name()
+    info = Path("/proc/cpuinfo")
+    models = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+              if ln.startswith("model name")] if info.exists() else []
+    if models:
+        assert name.startswith(models[0])
+    assert (" with " in name) == cpu_has_native_bf16()

@@ -36,6 +36,21 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+@functools.cache
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo's where there is one, else the platform's) and its bf16
+    hardware, e.g. "AMD EPYC with AVX512-BF16": benchmark figures name the machine they came from."""
+    try:
+        lines = open("/proc/cpuinfo", encoding="utf-8").read().splitlines()
+    except OSError:
+        lines = []
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    name = names[0] if names else platform.processor() or platform.machine()
+    found = [label for label, check in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+             if getattr(torch.cpu, check, lambda: False)()]
+    return name + (f" with {' and '.join(found)}" if found else "")
+
+
 def cuda_has_native_bf16(device: torch.device) -> bool:
     """Whether the GPU multiplies bf16 in hardware (compute capability 8.0, Ampere, or newer); recent
     torch's is_bf16_supported() also counts emulation, which is slower than fp16 with a scaler."""
