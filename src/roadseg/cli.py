@@ -75,6 +75,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug-scale", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--aug-hflip", type=float, help="flip probability")
     p.add_argument("--aug-color", type=float, help="colour jitter strength")
+    p.add_argument("--paste", nargs="+", metavar="CLASS", help="class copy-paste: these classes' pixels (names or ids) "
+                   "from another training sample, augmented on its own, pasted over a sample (e.g. Pole SignSymbol)")
+    p.add_argument("--paste-prob", type=float, help="the share of samples that get a paste")
     p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
                    "or two joined with + (default ce)")
     p.add_argument("--class-weights", help="none, median-frequency or a JSON/YAML list")
@@ -91,9 +94,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="NHWC tensors (faster on CPUs and recent GPUs)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; the first step's time includes compiling")
-    p.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=None,
-                   help="fp32 training on the CPU: run 3x3 convs with 64+ channels as Winograd F(4x4,3x3) "
-                   "(default off: measured 1.1-1.25x faster on a Zen 5 CPU only)")
+    p.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=None, help="fp32 training on the "
+                   "CPU: 3x3 convs with 64+ channels as Winograd F(4x4,3x3) (off: measured 1.1-1.25x faster on Zen 5 only)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars and a line per epoch")
     p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
@@ -104,15 +106,14 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "workers); 0 = in the training process (default: from the CPU cores, 0 on 2 or 4 cores)")
     p.add_argument("--cache-gb", type=float, help="GB of decoded frames kept in memory; frames beyond it are "
                    "decoded each epoch (default: half the memory available; 0 = decode every frame every epoch)")
-    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
-                   help="log settings, metrics and the run's files to MLflow: MLFLOW_TRACKING_URI if set, "
-                        "else a store in RUN/mlflow.db (needs roadseg[mlflow])")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None, help="log settings, metrics and "
+                   "the run's files to MLflow: MLFLOW_TRACKING_URI if set, else RUN/mlflow.db (needs roadseg[mlflow])")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     from .config import TrainConfig
     defaults = TrainConfig().to_dict()
     for action in p._actions:  # the flags default to None (so --config can set them); show the real default
-        if action.dest in defaults and defaults[action.dest] not in (None, ""):
+        if action.dest in defaults and defaults[action.dest] not in (None, "", []):
             action.help = (action.help or action.dest.replace("_", " ")) + f" (default: {defaults[action.dest]})"
 
 

@@ -52,6 +52,8 @@ class TrainConfig:
     aug_scale: list = field(default_factory=lambda: [0.75, 1.5])
     aug_hflip: float = 0.5
     aug_color: float = 0.2
+    paste: list = field(default_factory=list)  # class copy-paste: these classes (names or ids) of another sample
+    paste_prob: float = 0.5             # over a training sample, with this probability (needs augment or crop)
     loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
     class_weights: str = "none"         # none, median-frequency or a JSON/YAML file of weights
     optimizer: str = "adam"             # adam (the notebook), adamw or sgd
@@ -122,8 +124,9 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
            "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
+           "paste_prob": (0, 1, True),
            "workers": (0, None, True), "cache_gb": (0, None, True)}
-_HIGH_ALLOWED = {"num_classes", "aug_hflip"}  # ranges whose highest value is itself allowed
+_HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob"}  # ranges whose highest value is itself allowed
 
 
 def _name(key: str) -> str:

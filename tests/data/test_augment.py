@@ -40,3 +40,28 @@ def test_same_seed_and_epoch_same_result():
     c = aug(image, mask)
     assert np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1])
     assert not np.array_equal(a[0], b[0])
+
+
+def test_paste_puts_the_donors_classes_over_the_sample():
+    aug = Augmenter((48, 64), scale=(1.0, 1.0), hflip=0.0, paste=(3, 5), paste_prob=1.0)
+    image, mask = _sample()
+    donor_mask = np.roll(mask, 7, axis=1)
+    donor_image = np.stack([donor_mask * 20, donor_mask * 0 + 1, donor_mask * 0], axis=2).astype(np.uint8)
+    img, msk = aug.paste_over(image, mask, donor_image, donor_mask)
+    pasted = np.isin(donor_mask, (3, 5))
+    assert np.array_equal(msk[pasted], donor_mask[pasted]) and np.array_equal(msk[~pasted], mask[~pasted])
+    assert np.array_equal(img[:, :, 0], msk * 20)  # image and mask moved together
+    assert (img[:, :, 1] == 1).sum() == pasted.sum()
+    assert np.array_equal(image[:, :, 1], 0 * image[:, :, 1])  # the input arrays are left alone
+
+
+def test_donor_is_another_sample_drawn_from_the_seed_alone():
+    aug = Augmenter((32, 32), paste=(5,), paste_prob=0.5)
+    keys = [(epoch, i) for epoch in range(20) for i in range(10)]
+    draws = [aug.donor(0, epoch, i, 10) for epoch, i in keys]
+    assert draws == [aug.donor(0, epoch, i, 10) for epoch, i in keys]
+    taken = [(i, d) for (_, i), d in zip(keys, draws) if d is not None]
+    assert 60 < len(taken) < 140  # about paste_prob of the samples
+    assert all(0 <= d < 10 and d != i for i, d in taken) and len({d for _, d in taken}) == 10
+    assert Augmenter((32, 32)).donor(0, 1, 3, 10) is None  # no paste classes: no draw
+    assert Augmenter((32, 32), paste=(5,), paste_prob=1.0).donor(0, 1, 0, 1) is None  # no other sample

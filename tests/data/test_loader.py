@@ -22,6 +22,23 @@ def test_batches_do_not_depend_on_workers_or_order(carla_dir):
     assert not torch.equal(alone[0], other_epoch[0])
 
 
+def test_paste_is_the_same_with_workers_and_changes_only_pasted_samples(carla_dir):
+    cache = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0], (64, 96), cache_bytes=0)
+    plain = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2)
+    pasting = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2, paste=(7,), paste_prob=0.5)  # Road
+    order = torch.arange(len(cache))
+    here = next(loader.batches(cache, order, len(cache), pasting, seed=1, epoch=2, workers=0))
+    pooled = next(loader.batches(cache, order, len(cache), pasting, seed=1, epoch=2, workers=2))
+    assert torch.equal(here[0], pooled[0]) and torch.equal(here[1], pooled[1])
+    without = next(loader.batches(cache, order, len(cache), plain, seed=1, epoch=2))
+    donors = [pasting.donor(1, 2, i, len(cache)) for i in range(len(cache))]
+    assert any(d is not None for d in donors) and any(d is None for d in donors)
+    for i, d in enumerate(donors):  # a sample without a donor is augmented exactly as without --paste
+        same = torch.equal(here[1][i], without[1][i])
+        assert same if d is None else (here[1][i] == 7).sum() >= (without[1][i] == 7).sum()
+    assert any(not torch.equal(here[1][i], without[1][i]) for i, d in enumerate(donors) if d is not None)
+
+
 def test_defaults_follow_cores_and_memory(monkeypatch):
     monkeypatch.setattr(loader, "cpu_cores", lambda: 2)
     assert loader.default_workers(cuda=False) == 0 and loader.default_workers(cuda=True) == 1

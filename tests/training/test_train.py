@@ -303,3 +303,11 @@ def test_augment_without_crop_trains_at_the_training_size(tmp_path, carla_dir):
     np.stack); they are now padded or cropped back to --size."""
     run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, augment=True, aug_scale=[0.5, 1.5]))
     assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
+
+
+def test_paste_trains_and_an_unknown_class_writes_nothing(tmp_path, carla_dir):
+    with pytest.raises(InputError, match="paste \\(--paste\\) names class 'Lamppost'.*one of Unlabeled, Building"):
+        train(tiny_config(carla_dir, tmp_path / "bad", paste=["Pole", "Lamppost"]))
+    assert not (tmp_path / "bad").exists()
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, paste=["Pole", 12], paste_prob=1.0))
+    assert yaml.safe_load((run / "config.yaml").read_text())["paste"] == ["Pole", 12]

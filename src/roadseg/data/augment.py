@@ -1,14 +1,17 @@
 """Training-time augmentation with albumentations, applied identically to image and mask.
 
 Random scale, pad-if-needed and random crop to the training crop, horizontal flip and colour
-jitter. The random stream is reseeded from (seed, epoch, sample) before each sample, so a resumed
-run, any number of DataLoader workers and any rank see the same augmentation of a sample.
+jitter; optionally a class copy-paste: the pixels of rare classes (poles, signs) from another training
+sample, augmented on its own, pasted over this one, so the network sees them against more
+backgrounds. The random stream is reseeded from (seed, epoch, sample) before each sample, so a
+resumed run, any number of DataLoader workers and any rank see the same augmentation of a sample.
 
 Usage::
 
     aug = Augmenter(crop=(192, 256), scale=(0.75, 1.5), hflip=0.5, color=0.2, fill_mask=11)
     aug.reseed(seed=0, epoch=3, sample=17)
     image, mask = aug(image_uint8_hwc, mask_uint8_hw)
+    donor = aug.donor(seed=0, epoch=3, sample=17, count=367)   # None, or the sample to paste from
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ class Augmenter:
     """An albumentations pipeline for (uint8 HxWx3 image, uint8 HxW mask) pairs."""
 
     def __init__(self, crop: tuple[int, int] | None, scale: tuple[float, float] = (1.0, 1.0),
-                 hflip: float = 0.5, color: float = 0.0, fill_mask: int = 0) -> None:
+                 hflip: float = 0.5, color: float = 0.0, fill_mask: int = 0,
+                 paste: tuple[int, ...] = (), paste_prob: float = 0.5) -> None:
         import albumentations as A
         import cv2
 
@@ -38,10 +42,32 @@ class Augmenter:
         if color > 0:
             steps.append(A.ColorJitter(brightness=color, contrast=color, saturation=color, hue=color / 4, p=0.8))
         self.pipeline = A.Compose(steps, seed=0)
+        self.paste, self.paste_prob = tuple(paste), paste_prob
 
-    def reseed(self, seed: int, epoch: int, sample: int = 0) -> None:
-        """Make the next draws a function of (seed, epoch, sample) only."""
-        self.pipeline.set_random_seed(int(np.random.SeedSequence([seed, epoch, sample]).generate_state(1)[0]))
+    def reseed(self, seed: int, epoch: int, sample: int = 0, *more: int) -> None:
+        """Make the next draws a function of (seed, epoch, sample, *more) only."""
+        self.pipeline.set_random_seed(int(np.random.SeedSequence([seed, epoch, sample, *more]).generate_state(1)[0]))
+
+    def donor(self, seed: int, epoch: int, sample: int, count: int) -> int | None:
+        """The other sample whose `paste` classes go over this one (drawn with probability paste_prob
+        from (seed, epoch, sample) alone), or None."""
+        if not self.paste or count < 2:
+            return None
+        rng = np.random.default_rng([seed, epoch, sample, 1])
+        if rng.random() >= self.paste_prob:
+            return None
+        other = int(rng.integers(count - 1))
+        return other + (other >= sample)
+
+    def paste_over(self, image: np.ndarray, mask: np.ndarray, donor_image: np.ndarray,
+                   donor_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`image` and `mask` with the donor's pixels of the `paste` classes put over them (same size)."""
+        if donor_mask.shape != mask.shape:
+            return image, mask
+        where = np.isin(donor_mask, self.paste)
+        image, mask = image.copy(), mask.copy()
+        image[where], mask[where] = donor_image[where], donor_mask[where]
+        return image, mask
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.pipeline(image=image, mask=mask)

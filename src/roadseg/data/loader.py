@@ -12,12 +12,13 @@ Usage::
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .augment import Augmenter
 from .samples import SampleCache, to_tensor
 
 CACHE_SHARE = 0.5   # --cache-gb's default: this share of the memory available at the start
@@ -26,7 +27,7 @@ CACHE_SHARE = 0.5   # --cache-gb's default: this share of the memory available a
 class EpochSamples(Dataset):
     """Sample i of one epoch: the cached or decoded pair, through `transform` reseeded for (seed, epoch, i)."""
 
-    def __init__(self, cache: SampleCache, transform: Any = None, seed: int = 0, epoch: int = 0) -> None:
+    def __init__(self, cache: SampleCache, transform: Augmenter | None = None, seed: int = 0, epoch: int = 0) -> None:
         self.cache, self.transform, self.seed, self.epoch = cache, transform, seed, epoch
 
     def __len__(self) -> int:
@@ -37,6 +38,10 @@ class EpochSamples(Dataset):
         if self.transform is not None:
             self.transform.reseed(self.seed, self.epoch, i)
             image, mask = self.transform(image, mask)
+            donor = self.transform.donor(self.seed, self.epoch, i, len(self.cache))
+            if donor is not None:  # class copy-paste: the donor augmented on its own draws
+                self.transform.reseed(self.seed, self.epoch, i, donor + 1)
+                image, mask = self.transform.paste_over(image, mask, *self.transform(*self.cache.sample(donor)))
         return image, mask
 
 
@@ -47,7 +52,7 @@ def collate(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, t
     return to_tensor(images), torch.from_numpy(masks).long()
 
 
-def batches(cache: SampleCache, order: torch.Tensor, batch_size: int, transform: Any = None, seed: int = 0,
+def batches(cache: SampleCache, order: torch.Tensor, batch_size: int, transform: Augmenter | None = None, seed: int = 0,
             epoch: int = 0, workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of `order` (sample indices) in that order, prepared by `workers` processes (0: here)."""
     dataset = EpochSamples(cache, transform, seed, epoch)

@@ -152,13 +152,29 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     table = data.table
     weights = class_weights(cfg.class_weights, data.train.counts, table.num_classes, table.ignore_index)
     augmenter = None
-    if cfg.augment or cfg.crop:
+    if cfg.augment or cfg.crop or cfg.paste:
         # without --crop, scaled frames are padded or cropped back to the training size (a batch needs one size)
         crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
         nets.check_size(crop, model.size_multiple)
         augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
                               cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
-                              fill_mask=table.ignore_index if table.ignore_index is not None else 0)
+                              fill_mask=table.ignore_index if table.ignore_index is not None else 0,
+                              paste=paste_ids(cfg.paste, table), paste_prob=cfg.paste_prob)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
                  augmenter, scaler, memory_format, init)
+
+
+def paste_ids(classes: list, table: ClassTable) -> tuple[int, ...]:
+    """--paste's classes (names or ids) as ids of the data's class table."""
+    ids = []
+    for key in classes:
+        text = str(key)
+        if text in table.names:
+            ids.append(table.names.index(text))
+        elif text.isdigit() and int(text) < table.num_classes and int(text) != table.ignore_index:
+            ids.append(int(text))
+        else:
+            raise InputError(None, f"setting paste (--paste) names class {key!r}, which this data's classes do not have",
+                             f"use an id or one of {', '.join(table.names)}")
+    return tuple(ids)
