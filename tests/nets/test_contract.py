@@ -151,6 +151,16 @@ def test_winograd_engine_matches_eager_or_falls_back(name):
     assert engine.name == ("winograd" if supports(net) and not unavailable_reason() else "torch")
 
 
+def test_cpu_fp32_inference_takes_the_winograd_network_only_where_it_runs(name, capsys):
+    from roadseg.accel.winograd import supports
+    from roadseg.inference.engines import make_engine
+    net = make(name)
+    engine = make_engine("torch", model=net, device="cpu", precision="fp32")
+    assert isinstance(engine, WinogradEngine) == supports(net)
+    engine(sample(net))
+    assert "does not support" not in capsys.readouterr().err  # the default, not a request: nothing to say
+
+
 def test_trains_through_the_trainer(name, carla_dir, tmp_path):
     m = make(name).size_multiple
     # 10 training frames in batches of 3: the last batch holds one frame (batch norm over 1x1 maps)

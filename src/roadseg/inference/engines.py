@@ -175,13 +175,15 @@ class OpenVinoEngine:
 def make_engine(backend: str, model: SegNet | None = None, onnx: bytes | None = None, device: str = "auto",
                 winograd: bool = True, precision: str = "fp32") -> Engine:
     """The engine for `backend`: 'torch' runs `model` in `precision` (see resolve_precision; fp32 on the
-    CPU as the Winograd network when `winograd`), 'onnx' and 'openvino' run `onnx` bytes in fp32."""
+    CPU as the Winograd network when `winograd` and it runs the network), 'onnx' and 'openvino' run
+    `onnx` bytes in fp32."""
     if backend == "torch":
         if model is None:
             raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
                              "use --backend onnx or --backend openvino")
         dev = pick_device(device)
-        if winograd and dev.type == "cpu" and resolve_precision(precision, dev) == "fp32":
+        from ..accel.winograd import supports  # the notebook's U-Net: other networks run as PyTorch's, silently
+        if winograd and dev.type == "cpu" and resolve_precision(precision, dev) == "fp32" and supports(model):
             return WinogradEngine(model)
         return TorchEngine(model, dev, precision)
     if backend in ("onnx", "openvino"):
