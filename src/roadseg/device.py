@@ -32,8 +32,13 @@ def pick_device(name: str = "auto") -> torch.device:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated
     and slower than fp32. Asked once: autocast consults it every training step."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return bool(_bf16_units())
+
+
+def _bf16_units() -> list[str]:
+    """The bf16 hardware this CPU has, as torch reports it: AMX, AVX512-BF16, both or neither."""
+    checks = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+    return [label for label, check in checks if getattr(torch.cpu, check, lambda: False)()]
 
 
 @functools.cache
@@ -46,8 +51,7 @@ def cpu_name() -> str:
         lines = []
     names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
-    found = [label for label, check in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
-             if getattr(torch.cpu, check, lambda: False)()]
+    found = _bf16_units()
     return name + (f" with {' and '.join(found)}" if found else "")
 
 

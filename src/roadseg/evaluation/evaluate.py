@@ -100,9 +100,9 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
     if ignore_index is not None:
         ignore = resolve_ignore(ignore_index, data_table)
     check_tables(table, data_table, layout.root)
-    pairs = select_trained_split(layout, split, predictor.meta.get("data", {}))
-    note = split_note(layout, split, predictor.meta.get("data", {}))
-    seen = trained_on_split(layout, split, predictor.meta.get("data", {}))
+    trained = predictor.meta.get("data", {})
+    pairs = select_trained_split(layout, split, trained)
+    note = split_note(layout, split, trained)
     cm = ConfusionMatrix(table.num_classes, ignore)
     per_frame, kept = [], []
     from tqdm import tqdm
@@ -135,7 +135,7 @@ def evaluate_frames(model: str | Path, data: str | Path, fmt: str = "auto", spli
         "format": layout.format,
         "split": split,
         "split_note": note,
-        "trained_on_split": seen,
+        "trained_on_split": trained_on_split(layout, split, trained),
         "size": "native" if predictor.native else list(predictor.size),
         "tile": list(predictor.tile) if predictor.tile else None,
         "full_res": full_res or predictor.native,
@@ -184,6 +184,7 @@ def check_tables(model_table: ClassTable, data_table: str, root: Path) -> None:
 
 
 def _same_data(layout: Any, trained: dict[str, Any]) -> bool:
+    """Whether the model was trained on this layout's folder."""
     root = trained.get("root")
     return bool(root) and Path(root).resolve() == Path(layout.root).resolve()
 

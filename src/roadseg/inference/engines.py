@@ -182,9 +182,10 @@ def make_engine(backend: str, model: SegNet | None = None, onnx: bytes | None = 
             raise InputError(None, "an exported .onnx model runs on the onnx or openvino backend",
                              "use --backend onnx or --backend openvino")
         dev = pick_device(device)
-        from ..accel.winograd import supports  # the notebook's U-Net: other networks run as PyTorch's, silently
-        if winograd and dev.type == "cpu" and resolve_precision(precision, dev) == "fp32" and supports(model):
-            return WinogradEngine(model)
+        if winograd and dev.type == "cpu" and resolve_precision(precision, dev) == "fp32":
+            from ..accel.winograd import supports  # the notebook's U-Net: other networks run as PyTorch's, silently
+            if supports(model):
+                return WinogradEngine(model)
         return TorchEngine(model, dev, precision)
     if backend in ("onnx", "openvino"):
         if onnx is None:
