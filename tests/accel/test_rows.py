@@ -1,13 +1,15 @@
 """The kernels over bf16 logit rows: the fused cross-entropy gives PyTorch's loss and gradient (class
 weights, ignore_index, any class count up to 256) and its error for a bad target, and the trainer's loss
-takes it only where it applies; class_ids is PyTorch's argmax."""
+takes it only where it applies; the fused soft Dice gives losses.dice_loss's PyTorch value and gradient
+and hands bad targets back to it; class_ids is PyTorch's argmax."""
 import os
 
 import pytest
 import torch
 
 from roadseg.accel import kernels
-from roadseg.accel.rows import _reference, class_ids, fused_applies, fused_cross_entropy
+from roadseg.accel.rows import _reference, class_ids, fused_applies, fused_cross_entropy, fused_dice
+from roadseg.training import losses
 from roadseg.training.losses import make_loss
 
 pytestmark = pytest.mark.skipif(os.environ.get("ROADSEG_KERNELS") == "0",
@@ -73,6 +75,45 @@ def test_the_trainers_loss_takes_it_only_for_bf16_channels_last_cpu_logits(monke
         assert not fused_applies(x, target)
     finally:
         kernels.library.cache_clear()
+
+
+def _pytorch_dice(x, target, ignore, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(losses, "fused_applies", lambda *a: False)
+        return losses.dice_loss(x, target, ignore)
+
+
+@pytest.mark.parametrize("classes,ignore", [(11, 11), (23, None), (40, 255), (1, None), (3, 0)])
+def test_dice_loss_and_gradient_are_pytorchs(classes, ignore, monkeypatch):
+    x = _logits(classes, seed=classes)
+    target = torch.randint(0, classes, (3, 20, 28))
+    if ignore is not None:
+        target[:, :4] = ignore
+    ours = losses.dice_loss(x, target, ignore)
+    theirs = _pytorch_dice(x, target, ignore, monkeypatch)
+    assert ours.grad_fn.name().startswith("_FusedDice")
+    assert ours.dtype == torch.float32 and torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    for scale in (1, 3):
+        (g_ours,) = torch.autograd.grad(ours * scale, x, retain_graph=True)
+        (g_theirs,) = torch.autograd.grad(theirs * scale, x, retain_graph=True)
+        assert g_ours.dtype == torch.bfloat16 and g_ours.is_contiguous(memory_format=torch.channels_last)
+        # the same fp32 gradient rounded to bf16 once: a last-bit difference at most
+        assert torch.allclose(g_ours.float(), g_theirs.float(), rtol=2**-7, atol=1e-9)
+    if ignore is not None and classes > 1:
+        assert (g_ours.permute(0, 2, 3, 1)[target == ignore] == 0).all()
+
+
+def test_dice_hands_bad_targets_and_empty_batches_back_to_pytorch(monkeypatch):
+    x = _logits(5)
+    target = torch.randint(0, 5, (3, 20, 28))
+    target[1, 2, 3] = 7
+    assert fused_dice(x, target, 2) is None
+    target[1, 2, 3] = -3
+    assert fused_dice(x, target, 2) is None
+    assert fused_dice(x, torch.full((3, 20, 28), 2), 2) is None
+    loss = losses.dice_loss(x, torch.full((3, 20, 28), 2), 2)  # nothing to score: 0, a zero gradient
+    (g,) = torch.autograd.grad(loss, x)
+    assert loss == 0 and (g == 0).all()
 
 
 @pytest.mark.parametrize("classes", [1, 11, 23, 40])

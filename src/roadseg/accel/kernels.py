@@ -1,5 +1,5 @@
-"""roadseg's native CPU kernels (csrc/: the Winograd transforms; the fused cross-entropy and argmax of
-bf16 logits; bf16 bilinear 2x upsampling), compiled on first use and called through ctypes.
+"""roadseg's native CPU kernels (csrc/: the Winograd transforms; the fused cross-entropy, soft Dice and
+argmax of bf16 logits; bf16 bilinear 2x upsampling), compiled on first use and called through ctypes.
 
 The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
@@ -144,6 +144,10 @@ def library() -> ctypes.CDLL | None:
     lib.softmax_cross_entropy_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ptr, ptr, n]
     lib.softmax_cross_entropy_bf16.restype = i64
     lib.argmax_bf16.argtypes = [ptr, i64, i64, ptr, n]
+    lib.dice_sums_bf16.argtypes = [ptr, ptr, i64, i64, i64, ptr, n]
+    lib.dice_sums_bf16.restype = i64
+    lib.dice_grad_bf16.argtypes = [ptr, ptr, i64, i64, i64, ptr, ptr, ptr, n]
+    lib.dice_grad_bf16.restype = None
     for name in ("upsample2x_bf16", "upsample2x_backward_bf16"):
         getattr(lib, name).argtypes = [ptr, i64, i64, i64, i64, ptr, n]
     return lib

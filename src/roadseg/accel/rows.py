@@ -1,13 +1,16 @@
 """Kernels over the class rows of channels-last bf16 CPU logits, what a bf16 autocast step produces
 (csrc/rows.cpp): `fused_cross_entropy`, the loss of F.cross_entropy (fp32 log-softmax, class weights,
 ignore_index, mean) and its gradient in bf16 from one pass over the logits, taken by
-`roadseg.training.losses.cross_entropy`; `class_ids`, the argmax over classes, taken by the trainer's
-metrics. Both fall back to PyTorch's operators where the kernels are not built or do not apply.
+`roadseg.training.losses.cross_entropy`; `fused_dice`, the soft Dice loss of `losses.dice_loss` from one
+pass over the logits and its gradient from a second, taken by `losses.dice_loss`; `class_ids`, the argmax
+over classes, taken by the trainer's metrics. Where the kernels are not built or do not apply, callers
+use PyTorch's operators.
 
 Usage::
 
     if fused_applies(logits, target):
         loss = fused_cross_entropy(logits, target, weight, ignore_index=11)
+        dice = fused_dice(logits, target, ignore_index=11)   # None: use PyTorch's (a target out of range)
     ids = class_ids(logits)          # == logits.argmax(1)
 """
 from __future__ import annotations
@@ -90,3 +93,47 @@ def fused_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torc
     if weight is not None:
         weight = weight.to(torch.float32).contiguous()
     return _FusedCrossEntropy.apply(logits, target, weight, ignore_index)
+
+
+class _FusedDice(torch.autograd.Function):
+    """1 - the mean over the classes present in the truth of (2 I + eps) / (S + n + eps), from the kernel's
+    per-class sums; backward runs the gradient kernel with dloss/dp = a[c] * (c == target) + b[c]."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, sums: torch.Tensor, ignore_index: int,
+                eps: float) -> torch.Tensor:
+        inter, mass, count = sums.view(3, -1)
+        present = count > 0
+        denom = mass + count + eps
+        dice = (2 * inter + eps) / denom
+        n = present.sum()
+        ctx.save_for_backward(logits, target)
+        ctx.ignore_index = ignore_index
+        ctx.a = torch.where(present, -2 / (n * denom), 0).to(torch.float32)
+        ctx.b = torch.where(present, (2 * inter + eps) / (n * denom * denom), 0).to(torch.float32)
+        return (1 - dice[present].mean()).to(torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        logits, target = ctx.saved_tensors
+        scale = grad_loss.to(torch.float32)
+        a, b = (ctx.a * scale).contiguous(), (ctx.b * scale).contiguous()
+        grad = torch.empty_like(logits)
+        kernels.library().dice_grad_bf16(logits.data_ptr(), target.data_ptr(), target.numel(), logits.shape[1],
+                                         ctx.ignore_index, a.data_ptr(), b.data_ptr(), grad.data_ptr(),
+                                         torch.get_num_threads())
+        return grad, None, None, None, None
+
+
+def fused_dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -100,
+               eps: float = 1.0) -> torch.Tensor | None:
+    """The soft Dice loss of bf16 logits (see `fused_applies`) over the rows whose target is not
+    `ignore_index`, as an fp32 scalar with a gradient; None where a target is neither ignore_index nor a
+    class, or no class is present (the caller's PyTorch operators then say what they say)."""
+    target = target.contiguous()
+    sums = torch.zeros(3 * logits.shape[1], dtype=torch.float64)
+    bad = kernels.library().dice_sums_bf16(logits.data_ptr(), target.data_ptr(), target.numel(), logits.shape[1],
+                                           ignore_index, sums.data_ptr(), torch.get_num_threads())
+    if bad >= 0 or not bool((sums[2 * logits.shape[1]:] > 0).any()):
+        return None
+    return _FusedDice.apply(logits, target, sums, ignore_index, eps)
