@@ -73,6 +73,17 @@ class ClassTable:
     def num_classes(self) -> int:
         return len(self.names)
 
+    def class_id(self, key: object) -> int | None:
+        """The id of the class `key` names: a name of this table, or an id (an int or a string of digits)
+        below num_classes; None if it names none of this table's classes."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            return key if 0 <= key < self.num_classes else None
+        if key in self.names:
+            return self.names.index(key)
+        if isinstance(key, str) and key.isdigit() and int(key) < self.num_classes:
+            return int(key)
+        return None
+
     def palette(self) -> np.ndarray:
         """A 256x3 uint8 lookup table from id to colour (ids past the table are black)."""
         lut = np.zeros((256, 3), dtype=np.uint8)
@@ -179,14 +190,11 @@ def _read_map(path_text: str, source: ClassTable, target: ClassTable) -> dict[in
         raise InputError(path, "must map source ids or names to target ids or names", "e.g. {Car: Vehicles, 3: 7}")
 
     def index(table: ClassTable, key: object, side: str) -> int:
-        if isinstance(key, int) and 0 <= key < max(table.num_classes, 1):
-            return key
-        if isinstance(key, str) and key.isdigit() and int(key) < table.num_classes:
-            return int(key)
-        if key in table.names:
-            return table.names.index(key)
-        raise InputError(path, f"names {side} class {key!r}, which its table does not have",
-                         f"use an id or one of {', '.join(table.names)}")
+        found = table.class_id(key)
+        if found is None:
+            raise InputError(path, f"names {side} class {key!r}, which its table does not have",
+                             f"use an id or one of {', '.join(table.names)}")
+        return found
     return {index(source, k, "source"): index(target, v, "target") for k, v in values.items()}
 
 

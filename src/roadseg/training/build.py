@@ -166,15 +166,10 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
 
 
 def paste_ids(classes: list, table: ClassTable) -> tuple[int, ...]:
-    """--paste's classes (names or ids) as ids of the data's class table."""
-    ids = []
-    for key in classes:
-        text = str(key)
-        if text in table.names:
-            ids.append(table.names.index(text))
-        elif text.isdigit() and int(text) < table.num_classes and int(text) != table.ignore_index:
-            ids.append(int(text))
-        else:
+    """--paste's classes (names or ids) as ids of the data's class table (not its ignore id)."""
+    ids = [table.class_id(key) for key in classes]
+    for key, found in zip(classes, ids):
+        if found is None or found == table.ignore_index:
             raise InputError(None, f"setting paste (--paste) names class {key!r}, which this data's classes do not have",
                              f"use an id or one of {', '.join(table.names)}")
     return tuple(ids)
