@@ -1,5 +1,6 @@
 """roadseg's native CPU kernels (csrc/: the Winograd transforms; the fused cross-entropy, soft Dice and
-argmax of bf16 logits; bf16 bilinear 2x upsampling), compiled on first use and called through ctypes.
+argmax of bf16 logits; bf16 bilinear 2x upsampling; bf16 batch normalisation), compiled on first use
+and called through ctypes.
 
 The C++ files are built once per machine with the system compiler ($CXX, else g++; -O3 -march=native
 -fopenmp, about a second) into $ROADSEG_CACHE_DIR (default ~/.cache/roadseg)/kernels/, keyed by the
@@ -31,7 +32,7 @@ from typing import Sequence
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "winograd.cpp", CSRC / "rows.cpp", CSRC / "resize.cpp")
+SOURCES = (CSRC / "winograd.cpp", CSRC / "rows.cpp", CSRC / "resize.cpp", CSRC / "norm.cpp")
 HEADERS = (CSRC / "common.h",)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 _why: list[str] = []
@@ -150,6 +151,8 @@ def library() -> ctypes.CDLL | None:
     lib.dice_grad_bf16.restype = None
     for name in ("upsample2x_bf16", "upsample2x_backward_bf16"):
         getattr(lib, name).argtypes = [ptr, i64, i64, i64, i64, ptr, n]
+    lib.rows_sums_bf16.argtypes = [ptr, ptr, i64, i64, ptr, ptr, ptr, n]
+    lib.rows_affine_bf16.argtypes = [ptr, ptr, i64, i64, ptr, ptr, ptr, ptr, n]
     return lib
 
 

@@ -132,10 +132,13 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     if cfg.winograd and device.type == "cpu" and not cfg.compile:
         from ..accel.training import use_for_training
         use_for_training(model)
-    # bf16 steps on the CPU upsample by 2x with the native kernel (PyTorch's backward of it is slow)
+    # bf16 steps on the CPU upsample by 2x and batch-normalise with the native kernels (PyTorch's
+    # channels-last bf16 backward of both is slow)
     if cfg.amp and device.type == "cpu" and not cfg.compile:
+        from ..accel.norm import use_native_norm
         from ..accel.resize import use_native_resize
         use_native_resize(model)
+        use_native_norm(model)
     net: torch.nn.Module = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
