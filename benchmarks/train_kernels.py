@@ -1,0 +1,103 @@
+"""The bf16 CPU training step with and without one of roadseg's native training kernels, as ratios
+measured in the same process: the two variants swapped in turn over interleaved rounds (the order
+alternating), so a machine whose speed drifts between minutes affects both alike.
+
+Kernels compared (`--kernel`): `dice`, the soft Dice's row kernels (`roadseg.accel.rows.fused_dice`)
+against PyTorch's operators for it; `norm`, `roadseg.accel.norm.NativeBatchNorm` against
+nn.BatchNorm2d; `resize`, `roadseg.accel.resize.NativeResize` against F.interpolate. The rest of the
+step is what `roadseg train` runs on a CPU with native bf16: the network in channels-last, bf16
+autocast, `ce+dice` with class weights, AdamW, the other kernels on.
+
+Usage::
+
+    python benchmarks/train_kernels.py --kernel dice --arch resunet --crop 288x384
+    python benchmarks/train_kernels.py --kernel norm --arch fastunet --crop 256x352 --rounds 8
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from roadseg import nets
+from roadseg.accel import kernels
+from roadseg.accel.norm import NativeBatchNorm, use_native_norm
+from roadseg.accel.resize import NativeResize, use_native_resize
+from roadseg.config import parse_size
+from roadseg.device import cpu_name
+from roadseg.nets.resize import Resize
+from roadseg.training import losses
+
+SETTINGS = {"resunet": {"base_filters": 16, "dropout": 0.1}, "fastunet": {"width": 16}}
+
+
+def switch(kernel: str, model: nn.Module) -> Callable[[bool], None]:
+    """A function that turns `kernel` on (True) or off (False) in `model` and the loss."""
+    fused_dice = losses.fused_dice
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    resizes = [m for m in model.modules() if isinstance(m, Resize)]
+
+    def use(on: bool) -> None:
+        if kernel == "dice":
+            losses.fused_dice = fused_dice if on else (lambda *a: None)
+        for m in norms if kernel == "norm" else resizes if kernel == "resize" else []:
+            m.__class__ = (NativeBatchNorm if on else nn.BatchNorm2d) if kernel == "norm" else \
+                (NativeResize if on else Resize)
+    return use
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kernel", choices=["dice", "norm", "resize"], required=True)
+    p.add_argument("--arch", default="resunet", choices=sorted(SETTINGS))
+    p.add_argument("--crop", default="288x384")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--steps", type=int, default=4, help="training steps per variant per round")
+    args = p.parse_args()
+    if kernels.library() is None:
+        raise SystemExit(f"the native kernels are not available: {kernels.why_unavailable()}")
+    h, w = parse_size(args.crop)
+    torch.manual_seed(0)
+    model = nets.create(args.arch, num_classes=11, **SETTINGS[args.arch]).to(memory_format=torch.channels_last)
+    use_native_resize(model)
+    use_native_norm(model)
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
+    loss_fn = losses.make_loss("ce+dice", 11, torch.rand(11) + 0.5)
+    x = torch.rand(args.batch_size, 3, h, w).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 12, (args.batch_size, h, w))
+
+    def step() -> None:
+        with torch.autocast("cpu", torch.bfloat16):
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    use = switch(args.kernel, model)
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads, PyTorch {torch.__version__}; {args.arch} "
+          f"{h}x{w} batch {args.batch_size}; kernel {args.kernel}: off -> on, img/s")
+    for on in (False, True):  # warm-up
+        use(on)
+        step()
+    ratios = []
+    for r in range(args.rounds):
+        rate = {}
+        for on in (False, True) if r % 2 == 0 else (True, False):
+            use(on)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            rate[on] = args.batch_size * args.steps / (time.perf_counter() - start)
+        ratios.append(rate[True] / rate[False])
+        print(f"round {r + 1}: {rate[False]:.2f} -> {rate[True]:.2f} ({ratios[-1]:.2f}x)", flush=True)
+    use(True)
+    print(f"median ratio {statistics.median(ratios):.2f}x over {args.rounds} rounds")
+
+
+if __name__ == "__main__":
+    main()
