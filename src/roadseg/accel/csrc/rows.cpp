@@ -76,6 +76,18 @@ static inline float load_row(const uint16_t *row, int64_t classes, int64_t vecs,
   return hmax(m);
 }
 
+// exp(x - mx) in place over a row that load_row put in val (mx: its maximum), the padding lanes past
+// the last class 0; returns their sum.
+static inline float exp_row(v16 *val, int64_t vecs, float mx) {
+  v16 s = v16{};
+  for (int64_t v = 0; v < vecs; ++v) {
+    const v16 e = exp_nonpositive(val[v] - mx);
+    val[v] = val[v] == -INFINITY ? v16{} : e;
+    s += val[v];
+  }
+  return hsum(s);
+}
+
 // Returns -1, or the first row whose target is neither ignore_index nor a class (nothing is then
 // written). sums[0] = sum of weight * loss, sums[1] = sum of weights (the mean is their ratio). grad
 // (may be null) gets weight / sums[1] * (softmax - onehot) per row, zeros for ignored rows.
@@ -120,13 +132,7 @@ extern "C" int64_t softmax_cross_entropy_bf16(const uint16_t *x, const int64_t *
         }
         const float mx = load_row(row, classes, vecs, val, (rows - i) * classes >= 16 * vecs);
         const float xt = val[t / 16][t % 16];
-        v16 s = v16{};
-        for (int64_t v = 0; v < vecs; ++v) {
-          const v16 e = exp_nonpositive(val[v] - mx);
-          val[v] = val[v] == -INFINITY ? v16{} : e;  // the padding past the last class
-          s += val[v];
-        }
-        const float sum = hsum(s);
+        const float sum = exp_row(val, vecs, mx);
         const float w = weight ? weight[t] : 1.0f;
         loss += double(w) * (double(mx) + std::log(double(sum)) - double(xt));
         if (grad) {
@@ -149,14 +155,7 @@ extern "C" int64_t softmax_cross_entropy_bf16(const uint16_t *x, const int64_t *
 
 // The softmax of a row of bf16 logits into val (the padding lanes past the last class 0).
 static inline void softmax_row(const uint16_t *row, int64_t classes, int64_t vecs, v16 *val, bool wide) {
-  const float mx = load_row(row, classes, vecs, val, wide);
-  v16 s = v16{};
-  for (int64_t v = 0; v < vecs; ++v) {
-    const v16 e = exp_nonpositive(val[v] - mx);
-    val[v] = val[v] == -INFINITY ? v16{} : e;
-    s += val[v];
-  }
-  const float inv = 1.0f / hsum(s);
+  const float inv = 1.0f / exp_row(val, vecs, load_row(row, classes, vecs, val, wide));
   for (int64_t v = 0; v < vecs; ++v) val[v] *= inv;
 }
 
