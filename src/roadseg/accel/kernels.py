@@ -161,6 +161,19 @@ def why_unavailable() -> str:
     return _why[-1] if _why else ""
 
 
+def swap_modules(model: torch.nn.Module, plain: type, native: type) -> int:
+    """Make the model's modules of exactly class `plain` the subclass `native` (the same parameters,
+    buffers and state_dict keys), in place; returns how many (0 without the kernels)."""
+    if library() is None:
+        return 0
+    count = 0
+    for m in model.modules():
+        if type(m) is plain:
+            m.__class__ = native
+            count += 1
+    return count
+
+
 def source(t: torch.Tensor) -> Source:
     """A Source for an (N,C,H,W) fp32 tensor whose channel stride is 1 (channels-last, or a crop of one)."""
     return phased_source([t], phased=False)

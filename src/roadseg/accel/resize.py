@@ -59,11 +59,4 @@ class NativeResize(Resize):
 
 def use_native_resize(model: nn.Module) -> int:
     """Make the model's Resize modules NativeResize, in place; returns how many (0 without the kernels)."""
-    if kernels.library() is None:
-        return 0
-    count = 0
-    for m in model.modules():
-        if type(m) is Resize:
-            m.__class__ = NativeResize
-            count += 1
-    return count
+    return kernels.swap_modules(model, Resize, NativeResize)
