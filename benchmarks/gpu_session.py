@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 
-from roadseg.checkpoint import MODEL_PARTS, load_checkpoint, save_checkpoint
 
 ROADSEG = [sys.executable, "-m", "roadseg"]
 
@@ -118,12 +117,8 @@ def cuda_checks(work: Path, data: str, device: str, smoke: bool, report: list[st
 
 def export_training_weights(run: Run, out: Path, size: str) -> str:
     """last.pt's training weights (the ones the optimizer stepped) as a slim fp16 checkpoint OUT/NAME.pt."""
-    last = load_checkpoint(run.dir / "last.pt")
-    raw = {k: last[k] for k in ("format_version", *MODEL_PARTS) if k in last}
-    raw["model"] = {**last["model"], "state_dict": last["training_weights"]}
-    save_checkpoint(raw, run.dir / "raw.pt")
-    p = subprocess.run([*ROADSEG, "export", "--model", str(run.dir / "raw.pt"), "--format", "pt", "--half",
-                        "--size", size, str(out / f"{run.name}.pt")], capture_output=True, text=True)
+    p = subprocess.run([*ROADSEG, "export", "--model", str(run.dir / "last.pt"), "--training-weights", "--format", "pt",
+                        "--half", "--size", size, str(out / f"{run.name}.pt")], capture_output=True, text=True)
     return f"export {run.name} rc={p.returncode} {(p.stdout + p.stderr).strip()[-300:]}"
 
 

@@ -85,6 +85,15 @@ def slim(ckpt: dict[str, Any], half: bool = False, card: dict[str, str] | None =
     return {"format_version": FORMAT_VERSION, **out}
 
 
+def with_training_weights(ckpt: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+    """The checkpoint with the weights the optimizer stepped as its model, instead of their moving
+    average (a run trained with --ema keeps both in last.pt)."""
+    if "training_weights" not in ckpt:
+        raise InputError(path, "holds no training weights (only last.pt of a run trained with --ema keeps them)",
+                         "pass that run's last.pt, or leave out --training-weights")
+    return {**ckpt, "model": {**ckpt["model"], "state_dict": ckpt["training_weights"]}}
+
+
 def metadata(ckpt: dict[str, Any]) -> dict[str, Any]:
     """What an exported file (ONNX) carries so it can be used on its own: classes, input, data, card."""
     return {"format_version": FORMAT_VERSION, "arch": ckpt["model"].get("arch", nets.DEFAULT),

@@ -62,8 +62,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-filters", type=int, help="filters of the first block (default 32)")
     p.add_argument("--depth", type=int, help="encoder blocks (default 5)")
     p.add_argument("--dropout", type=float, help="dropout of the networks that take it")
-    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
-                   help="batch normalisation after each conv (unet)")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None, help="batch norm after each conv (unet)")
     p.add_argument("--encoder", help="smp-* networks (pip install 'roadseg[smp]'): any smp or timm encoder, "
                    "e.g. resnet18, efficientnet-b0, tu-convnext_tiny")
     p.add_argument("--encoder-weights", metavar="imagenet|none|PATH", help="smp-* networks: start the encoder "
@@ -90,8 +89,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better val mIoU")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA fp16/bf16; bf16 on CPUs with AVX512-BF16 or AMX); --no-amp for fp32")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC tensors (faster on CPUs and recent GPUs)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC tensors (faster on CPUs, recent GPUs)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; the first step's time includes compiling")
     p.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=None, help="fp32 training on the "
@@ -263,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", metavar="DATA", help="onnx-int8: dataset whose training frames calibrate")
     p.add_argument("--calibration-frames", type=int, default=32, help="onnx-int8: frames used to calibrate")
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
+    p.add_argument("--training-weights", action="store_true",
+                   help="export the weights the optimizer stepped, not their --ema average (a run's last.pt)")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
     p.add_argument("--size", metavar="HxW", help="pt: the input size the model runs at (default: its trained size)")
     p.add_argument("--logit-adjustment", type=float, default=0.0, metavar="TAU",

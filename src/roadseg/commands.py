@@ -147,9 +147,10 @@ def cmd_export(a: argparse.Namespace) -> None:
         raise RoadsegError("--format onnx-int8 needs --calibration DATA (frames to calibrate the INT8 ranges)")
     plan_output(a.out, {"model": _model_file(a.model), "calibration dataset": a.calibration}, a.overwrite, "output")
     if a.format == "onnx":
-        path = export_onnx(a.model, a.out)
+        path = export_onnx(a.model, a.out, training_weights=a.training_weights)
     elif a.format == "onnx-int8":
-        path = export_onnx(a.model, a.out, int8_calibration=a.calibration, calibration_count=a.calibration_frames)
+        path = export_onnx(a.model, a.out, int8_calibration=a.calibration, calibration_count=a.calibration_frames,
+                           training_weights=a.training_weights)
     else:
         card = {}
         for item in a.card:
@@ -157,7 +158,8 @@ def cmd_export(a: argparse.Namespace) -> None:
             if not sep or not key:
                 raise RoadsegError(f"--card {item!r} is not KEY=VALUE")
             card[key] = value
-        path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment, parse_size(a.size) if a.size else None)
+        path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment, parse_size(a.size) if a.size else None,
+                         a.training_weights)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

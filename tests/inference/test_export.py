@@ -1,4 +1,5 @@
-"""Export: slim half-precision checkpoints and ONNX that matches PyTorch within 1e-4."""
+"""Export: slim half-precision checkpoints (the averaged or the stepped weights) and ONNX that matches PyTorch
+within 1e-4."""
 import numpy as np
 import pytest
 import onnxruntime as ort
@@ -8,6 +9,9 @@ from PIL import Image
 from roadseg.checkpoint import build_model, load_checkpoint
 from roadseg.cli import main
 from roadseg.inference.predictor import Predictor
+from roadseg.training import train
+
+from ..conftest import tiny_config
 
 
 def test_half_pt_is_smaller_and_predicts_the_same(trained, tmp_path, capsys):
@@ -117,3 +121,16 @@ def test_pt_export_can_set_the_input_size(trained, tmp_path, capsys):
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--size", "18x24",
                  str(tmp_path / "bad.pt")]) == 2
     assert "not divisible by 4" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
+
+
+def test_training_weights_export_takes_the_stepped_weights_not_their_average(trained, carla_dir, tmp_path, capsys):
+    run = train(tiny_config(carla_dir, tmp_path / "ema", epochs=1, ema=0.9, batch_norm=True))
+    last = load_checkpoint(run / "last.pt")
+    out = tmp_path / "stepped.pt"
+    assert main(["export", "--model", str(run / "last.pt"), "--format", "pt", "--training-weights", str(out)]) == 0
+    state = load_checkpoint(out)["model"]["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in last["training_weights"].items())
+    assert any(not torch.equal(state[k], v) for k, v in last["model"]["state_dict"].items() if v.is_floating_point())
+    assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--training-weights",
+                 str(tmp_path / "none.pt")]) == 2
+    assert "holds no training weights" in capsys.readouterr().err and not (tmp_path / "none.pt").exists()

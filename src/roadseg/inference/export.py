@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import build_model, check_version, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim
+from ..checkpoint import (build_model, check_version, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim,
+                          with_training_weights)
 from ..data.imageio import atomic_write
 from ..errors import InputError, require
 from ..nets import check_size
@@ -57,11 +58,19 @@ def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
     return {**ckpt, "model": {**ckpt["model"], "state_dict": state}, "card": card}
 
 
+def load_for_export(model: str | Path, training_weights: bool = False) -> dict[str, Any]:
+    """The checkpoint to export: its model weights, or with `training_weights` the ones the optimizer
+    stepped (an --ema run's last.pt) instead of their average."""
+    ckpt = load_checkpoint(model)
+    return with_training_weights(ckpt, model) if training_weights else ckpt
+
+
 def export_pt(model: str | Path, out: str | Path, half: bool = False, card: dict[str, str] | None = None,
-              logit_adjustment: float = 0.0, size: tuple[int, int] | None = None) -> Path:
+              logit_adjustment: float = 0.0, size: tuple[int, int] | None = None,
+              training_weights: bool = False) -> Path:
     """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted, and
     optionally run at another input `size` than it was trained at."""
-    ckpt = load_checkpoint(model)
+    ckpt = load_for_export(model, training_weights)
     if logit_adjustment:
         ckpt = adjust_logits(ckpt, logit_adjustment)
     if size is not None:
@@ -148,11 +157,11 @@ def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, 
 
 
 def export_onnx(model: str | Path, out: str | Path, tolerance: float = 1e-4, int8_calibration: str | Path | None = None,
-                calibration_count: int = 32) -> Path:
+                calibration_count: int = 32, training_weights: bool = False) -> Path:
     """Write ONNX and check onnxruntime's logits against PyTorch's (max abs difference <= tolerance).
 
     With `int8_calibration` (a dataset folder) the model is quantised to INT8 after the check."""
-    ckpt = load_checkpoint(model)
+    ckpt = load_for_export(model, training_weights)
     data = onnx_bytes(ckpt)
     net = build_model(ckpt)
     h, w = ckpt["input"]["size"]
