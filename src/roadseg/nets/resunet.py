@@ -9,6 +9,10 @@ head fuses a light conv of the input itself, so thin objects (poles, signs: one 
 at 1/2) are classified at the pixel scale. Dense 3x3 and 1x1 convs only, which INT8 runtimes and bf16
 CPU training run at full speed. Inputs must be multiples of 32.
 
+`resunet-sp` adds strip pooling (Hou et al., "Strip Pooling", CVPR 2020) after the decoder's 1/8, 1/4 and
+1/2 levels: every position is gated by the means of its row and of its column, the long-range context
+of long thin objects (a pole spans its column).
+
 Usage: ``net = roadseg.nets.create("resunet", num_classes=11, base_filters=24)``
 """
 from __future__ import annotations
@@ -56,6 +60,23 @@ class AtrousContext(nn.Module):
         return self.mean(self.project(torch.cat([b(x) for b in self.branches], 1)))
 
 
+class StripPooling(nn.Module):
+    """Gates x by a map built from its row means (H x 1, a 3x1 conv) and column means (1 x W, a 1x3 conv)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        mid = max(c // 4, 4)
+        self.reduce = ConvBNReLU(c, mid, 1)
+        self.rows = nn.Sequential(nn.Conv2d(mid, mid, (3, 1), 1, (1, 0), bias=False), nn.BatchNorm2d(mid))
+        self.cols = nn.Sequential(nn.Conv2d(mid, mid, (1, 3), 1, (0, 1), bias=False), nn.BatchNorm2d(mid))
+        self.gate = nn.Conv2d(mid, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.reduce(x)
+        context = F.relu(self.rows(y.mean(3, keepdim=True)) + self.cols(y.mean(2, keepdim=True)))
+        return x * torch.sigmoid(self.gate(context))
+
+
 class UpResidual(nn.Module):
     """Bilinear upsampling to the skip's size, concatenation, a 3x3 conv and a residual block."""
 
@@ -69,9 +90,22 @@ class UpResidual(nn.Module):
         return self.refine(self.fuse(torch.cat([self.up(x, skip.shape[-2:]), skip], 1)))
 
 
+class UpStrip(UpResidual):
+    """UpResidual followed by strip pooling."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
+        super().__init__(c_in, c_skip, c_out)
+        self.strip = StripPooling(c_out)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.strip(super().forward(x, skip))
+
+
 @register("resunet")
 class ResUNet(FiveLevelU):
     """Widths base_filters * (1, 2, 4, 8, 16) at 1/2 .. 1/32; residual blocks (1, 1, 2, 2, 1) per level."""
+
+    strip_levels = 0  # the finest decoder levels followed by strip pooling
 
     def __init__(self, in_channels: int = 3, num_classes: int = 23, base_filters: int = 24,
                  dropout: float = 0.1) -> None:
@@ -84,7 +118,8 @@ class ResUNet(FiveLevelU):
             stage(w[0], w[1], 1), stage(w[1], w[2], 2), stage(w[2], w[3], 2), stage(w[3], w[4], 1)])
         self.context = AtrousContext(w[4], w[2])
         self.dropout = nn.Dropout2d(dropout)
-        self.decoder = decoder(UpResidual, w)
+        self.decoder = decoder(lambda c_in, c_skip, c_out: (UpStrip if c_out < w[self.strip_levels] else UpResidual)(
+            c_in, c_skip, c_out), w)
         self.full = ConvBNReLU(in_channels, w[0] // 2)
         self.head = ConvBNReLU(w[0] + w[0] // 2, w[0])
         self.classifier = nn.Conv2d(w[0], num_classes, 1)
@@ -94,3 +129,10 @@ class ResUNet(FiveLevelU):
         self.check_size(*x.shape[-2:])
         u = self.up(through_u(self, x), x.shape[-2:])
         return self.classifier(self.head(torch.cat([u, self.full(x)], 1)))
+
+
+@register("resunet-sp")
+class StripResUNet(ResUNet):
+    """resunet with strip pooling after the decoder levels at 1/8, 1/4 and 1/2."""
+
+    strip_levels = 3
