@@ -91,7 +91,8 @@ def with_training_weights(ckpt: dict[str, Any], path: str | Path | None = None) 
     if "training_weights" not in ckpt:
         raise InputError(path, "holds no training weights (only last.pt of a run trained with --ema keeps them)",
                          "pass that run's last.pt, or leave out --training-weights")
-    return {**ckpt, "model": {**ckpt["model"], "state_dict": ckpt["training_weights"]}}
+    card = {**ckpt.get("card", {}), "weights": "the ones the optimizer stepped, not their moving average (--ema)"}
+    return {**ckpt, "model": {**ckpt["model"], "state_dict": ckpt["training_weights"]}, "card": card}
 
 
 def metadata(ckpt: dict[str, Any]) -> dict[str, Any]:

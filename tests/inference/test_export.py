@@ -128,7 +128,9 @@ def test_training_weights_export_takes_the_stepped_weights_not_their_average(tra
     last = load_checkpoint(run / "last.pt")
     out = tmp_path / "stepped.pt"
     assert main(["export", "--model", str(run / "last.pt"), "--format", "pt", "--training-weights", str(out)]) == 0
-    state = load_checkpoint(out)["model"]["state_dict"]
+    exported = load_checkpoint(out)
+    state = exported["model"]["state_dict"]
+    assert "optimizer" in exported["card"]["weights"] and "optimizer" not in exported
     assert all(torch.equal(state[k], v) for k, v in last["training_weights"].items())
     assert any(not torch.equal(state[k], v) for k, v in last["model"]["state_dict"].items() if v.is_floating_point())
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--training-weights",
