@@ -51,6 +51,9 @@ def test_a_bad_target_raises_pytorchs_error_and_no_pixel_gives_nan():
     target[1, 2, 3] = 7
     with pytest.raises(IndexError):
         fused_cross_entropy(x, target)
+    target[1, 2, 3] = 2**32 + 1
+    with pytest.raises(IndexError):
+        fused_cross_entropy(x, target)
     everything_ignored = torch.full((3, 20, 28), 2)
     loss = fused_cross_entropy(x, everything_ignored, None, 2)
     assert torch.isnan(loss)
@@ -109,6 +112,8 @@ def test_dice_hands_bad_targets_and_empty_batches_back_to_pytorch(monkeypatch):
     target[1, 2, 3] = 7
     assert fused_dice(x, target, 2) is None
     target[1, 2, 3] = -3
+    assert fused_dice(x, target, 2) is None
+    target[1, 2, 3] = 2**32 + 1  # not a class once cut to 32 bits either
     assert fused_dice(x, target, 2) is None
     assert fused_dice(x, torch.full((3, 20, 28), 2), 2) is None
     loss = losses.dice_loss(x, torch.full((3, 20, 28), 2), 2)  # nothing to score: 0, a zero gradient
