@@ -1,7 +1,7 @@
 """One lent GPU machine's session as one command: training runs of a recipe side by side on the one GPU,
 the CUDA paths (mixed-precision train, resume, evaluate, predict) checked beside them, and each finished
 run's training weights exported (fp16, no logit adjustment, at the recipe's size) to OUT for scoring
-elsewhere.
+elsewhere (a run on train alone also gets a first val score there, on the frames that travelled).
 
 A device command has a hard time limit, and a run cut short is lost (its last.pt is too large to bring
 back), so the runs are given in priority order: whenever a run's projected end (its median epoch time
@@ -134,6 +134,15 @@ def export_training_weights(run: Run, out: Path, size: str) -> str:
     return f"export {run.name} rc={p.returncode} {(p.stdout + p.stderr).strip()[-300:]}"
 
 
+def score(run: Run, out: Path, data: str, device: str) -> str:
+    """A first look at a run trained on train alone: val mIoU of its export at tau 0, 0.75 and 1.0 (on the
+    frames that travelled: JPEG, so the figures to record are the ones scored from the PNG frames)."""
+    p = subprocess.run([sys.executable, "benchmarks/logit_adjustment.py", "--model", str(out / f"{run.name}.pt"),
+                        "--data", data, "--taus", "0", "0.75", "1.0", "--device", device],
+                       capture_output=True, text=True, timeout=120)
+    return f"score {run.name} rc={p.returncode}\n" + (p.stdout + p.stderr).strip()[-1500:]
+
+
 def pack_jpeg(src: Path, dst: Path) -> None:
     """CamVid's train and val frames as JPEG (quality 95) in DST, their masks copied as they are."""
     from PIL import Image
@@ -190,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{_stamp()}] {r.name} {r.state} after {time.time() - r.started:.0f} s", flush=True)
                 if r.state == "done":
                     report.append(export_training_weights(r, a.out, a.size))
-                    print(f"[{_stamp()}] {report[-1]}", flush=True)
+                    if "train+val" not in r.args:
+                        report.append(score(r, a.out, a.data, a.device))
+                    print(f"[{_stamp()}] " + "\n".join(report[-2:]), flush=True)
         live = [r for r in runs if r.state == "running"]
         if not live:
             break

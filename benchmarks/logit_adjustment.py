@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--taus", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     a = p.parse_args(argv)
     ckpt = load_checkpoint(a.model)
     shift = -torch.log(training_class_weights(ckpt).clamp(min=1e-6))
-    predictor = Predictor.from_checkpoint(a.model, "cpu", tta=a.tta)
+    predictor = Predictor.from_checkpoint(a.model, a.device, tta=a.tta)
     table = predictor.table
     pairs = select_trained_split(discover(a.data), a.split, ckpt.get("data", {}))
     matrices = {tau: ConfusionMatrix(table.num_classes, table.ignore_index) for tau in a.taus}
