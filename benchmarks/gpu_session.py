@@ -136,9 +136,12 @@ def export_training_weights(run: Run, out: Path, size: str) -> str:
 def score(run: Run, out: Path, data: str, device: str) -> str:
     """A first look at a run trained on train alone: val mIoU of its export at tau 0, 0.75 and 1.0 (on the
     frames that travelled: JPEG, so the figures to record are the ones scored from the PNG frames)."""
-    p = subprocess.run([sys.executable, "benchmarks/logit_adjustment.py", "--model", str(out / f"{run.name}.pt"),
-                        "--data", data, "--taus", "0", "0.75", "1.0", "--device", device],
-                       capture_output=True, text=True, timeout=120)
+    try:
+        p = subprocess.run([sys.executable, "benchmarks/logit_adjustment.py", "--model", str(out / f"{run.name}.pt"),
+                            "--data", data, "--taus", "0", "0.75", "1.0", "--device", device],
+                           capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return f"score {run.name}: not done in 120 s"
     return f"score {run.name} rc={p.returncode}\n" + (p.stdout + p.stderr).strip()[-1500:]
 
 
