@@ -135,16 +135,31 @@ static inline void store_block(uint16_t *x, int64_t classes, const v16 *col) {
   for (int64_t k = 0; k < 16 * classes; k += 16) store_bf16(x + k, load(flat + k), 16);
 }
 
-// In place, col[c] = exp(col[c] - the row maximum); returns the rows' sums of them. `mx` gets the maxima.
-static inline v16 exp_block(v16 *col, int64_t classes, v16 &mx) {
-  mx = col[0];
-  for (int64_t c = 1; c < classes; ++c) mx = mx > col[c] ? mx : col[c];
+// In place, col[c] = exp(col[c] - the row maximum); returns the rows' sums of them. `mx` (if not null)
+// gets the maxima.
+static inline v16 exp_block(v16 *col, int64_t classes, v16 *mx = nullptr) {
+  v16 m = col[0];
+  for (int64_t c = 1; c < classes; ++c) m = m > col[c] ? m : col[c];
   v16 sum = v16{};
   for (int64_t c = 0; c < classes; ++c) {
-    col[c] = exp_nonpositive(col[c] - mx);
+    col[c] = exp_nonpositive(col[c] - m);
     sum += col[c];
   }
+  if (mx) *mx = m;
   return sum;
+}
+
+// In place, the softmax of 16 transposed rows.
+static inline void softmax_block(v16 *col, int64_t classes) {
+  const v16 inv = 1.0f / exp_block(col, classes);
+  for (int64_t c = 0; c < classes; ++c) col[c] *= inv;
+}
+
+// table[t] in each lane where `valid` (1 for every class when table is null), 0 elsewhere.
+static inline v16 gather_lanes(const float *table, i16v t, i16v valid) {
+  v16 out = v16{};
+  for (int64_t r = 0; r < 16; ++r) out[r] = valid[r] ? (table ? table[t[r]] : 1.0f) : 0.0f;
+  return out;
 }
 
 // The targets of 16 rows as lanes (-1 for one that is not a class), and the lanes not `ignore`.
@@ -193,13 +208,12 @@ extern "C" int64_t softmax_cross_entropy_bf16(const uint16_t *x, const int64_t *
       const int64_t end = std::min(rows, (p + 1) * chunk);
       int64_t i = p * chunk;
       for (; classes <= BLOCK_CLASSES && i + 16 <= end; i += 16) {  // 16 rows at a time, transposed
-        v16 col[BLOCK_CLASSES], mx, xt = v16{}, w = v16{};
+        v16 col[BLOCK_CLASSES], mx, xt = v16{};
         i16v t, valid;
         load_targets(target + i, classes, ignore, t, valid);
         load_block(x + i * classes, classes, col);
         for (int64_t c = 0; c < classes; ++c) xt = t == int32_t(c) ? col[c] : xt;
-        const v16 sum = exp_block(col, classes, mx);
-        for (int64_t r = 0; r < 16; ++r) w[r] = valid[r] ? (weight ? weight[t[r]] : 1.0f) : 0.0f;
+        const v16 sum = exp_block(col, classes, &mx), w = gather_lanes(weight, t, valid);
         const v16 rows_loss = w * ((mx - xt) + log_positive(sum));
         for (int64_t r = 0; r < 16; ++r) loss += valid[r] ? double(rows_loss[r]) : 0.0;
         if (grad) {
@@ -271,10 +285,9 @@ extern "C" int64_t dice_sums_bf16(const uint16_t *x, const int64_t *target, int6
             for (int64_t r = 0; r < 16; ++r) any_bad |= valid[r] && t[r] < 0;
             if (any_bad) break;  // the row path below finds and reports it
             load_block(x + i * classes, classes, col);
-            v16 mx;
-            const v16 inv = 1.0f / exp_block(col, classes, mx);
+            softmax_block(col, classes);
             for (int64_t c = 0; c < classes; ++c) {
-              const v16 prob = valid ? col[c] * inv : v16{};
+              const v16 prob = valid ? col[c] : v16{};
               c_mass[c] += prob;
               c_inter[c] += t == int32_t(c) ? prob : v16{};
               c_count[c] += (t == int32_t(c)) & valid ? v16{} + 1.0f : v16{};
@@ -321,18 +334,16 @@ extern "C" void dice_grad_bf16(const uint16_t *x, const int64_t *target, int64_t
     v16 val[MAX_VECS];
     int64_t i = r0;
     for (; classes <= BLOCK_CLASSES && i + 16 <= r1; i += 16) {  // 16 rows at a time, transposed
-      v16 col[BLOCK_CLASSES], mx, d = v16{}, pt = v16{}, at = v16{};
+      v16 col[BLOCK_CLASSES], d = v16{}, pt = v16{};
       i16v t, valid;
       load_targets(target + i, classes, ignore, t, valid);
       load_block(x + i * classes, classes, col);
-      const v16 inv = 1.0f / exp_block(col, classes, mx);
+      softmax_block(col, classes);
       for (int64_t c = 0; c < classes; ++c) {
-        col[c] *= inv;
         d += col[c] * b[c];
         pt = t == int32_t(c) ? col[c] : pt;
       }
-      for (int64_t r = 0; r < 16; ++r) at[r] = valid[r] ? a[t[r]] : 0.0f;
-      const v16 shift = d + at * pt;
+      const v16 at = gather_lanes(a, t, valid), shift = d + at * pt;
       for (int64_t c = 0; c < classes; ++c)
         col[c] = valid ? col[c] * (b[c] - shift) + (t == int32_t(c) ? pt * at : v16{}) : v16{};
       store_block(grad + i * classes, classes, col);
