@@ -79,7 +79,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste-prob", type=float, help="the share of samples that get a paste")
     p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
                    "or two joined with + (default ce)")
-    p.add_argument("--class-weights", help="none, median-frequency or a JSON/YAML list")
+    p.add_argument("--class-weights", help="none, median-frequency, median-frequency-augmented or a JSON/YAML list")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="adam is the notebook's")
     p.add_argument("--weight-decay", type=float, help="weight decay (decoupled with adamw)")
     p.add_argument("--schedule", choices=["none", "poly", "cosine", "onecycle"], help="learning-rate schedule, per step")

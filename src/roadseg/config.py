@@ -55,7 +55,7 @@ class TrainConfig:
     paste: list = field(default_factory=list)  # class copy-paste: these classes (names or ids) of another sample
     paste_prob: float = 0.5             # over a training sample, with this probability (needs augment or crop)
     loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
-    class_weights: str = "none"         # none, median-frequency or a JSON/YAML file of weights
+    class_weights: str = "none"         # none, median-frequency(-augmented) or a JSON/YAML file of weights
     optimizer: str = "adam"             # adam (the notebook), adamw or sgd
     weight_decay: float = 0.0
     schedule: str = "none"              # none, poly, cosine or onecycle (per step)

@@ -2,6 +2,7 @@
 import torch
 
 from roadseg.data import SampleCache, discover, split_pairs
+from roadseg.data.class_weights import id_counts
 from roadseg.data import loader
 from roadseg.data.augment import Augmenter
 
@@ -48,3 +49,14 @@ def test_defaults_follow_cores_and_memory(monkeypatch):
     monkeypatch.setattr(loader, "available_memory", lambda: 8_000_000_000)
     assert loader.cache_budget(None) == 4_000_000_000 and loader.cache_budget(None, ranks_here=2) == 2_000_000_000
     assert loader.cache_budget(0.5) == 500_000_000 and loader.cache_budget(0.0) == 0
+
+
+def test_augmented_counts_are_those_of_the_first_epoch_and_follow_the_paste(carla_dir):
+    cache = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0], (64, 96), cache_bytes=0)
+    plain = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2)
+    pasting = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2, paste=(7,), paste_prob=1.0)  # Road
+    counts = loader.augmented_counts(cache, plain, seed=1)
+    _, masks = next(loader.batches(cache, torch.arange(len(cache)), len(cache), plain, seed=1, epoch=0))
+    assert counts.shape == (len(cache), 256) and (counts.sum(1) == 32 * 32).all()
+    assert (counts == id_counts(masks)).all()
+    assert loader.augmented_counts(cache, pasting, seed=1)[:, 7].sum() > counts[:, 7].sum()

@@ -311,3 +311,14 @@ def test_paste_trains_and_an_unknown_class_writes_nothing(tmp_path, carla_dir):
     assert not (tmp_path / "bad").exists()
     run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, paste=["Pole", 12], paste_prob=1.0))
     assert yaml.safe_load((run / "config.yaml").read_text())["paste"] == ["Pole", 12]
+
+
+def test_augmented_class_weights_count_the_pasted_pixels(tmp_path, carla_dir):
+    """median-frequency-augmented: a class pasted into every sample is seen more often, so weighs less
+    than median frequency over the frames on disk says."""
+    weights = {}
+    for spec in ("median-frequency", "median-frequency-augmented"):
+        run = train(tiny_config(carla_dir, tmp_path / spec, epochs=1, paste=["Road"], paste_prob=1.0, crop="32x32",
+                                class_weights=spec))
+        weights[spec] = load_checkpoint(run / "last.pt")["training"]["class_weights"]
+    assert weights["median-frequency-augmented"][7] < weights["median-frequency"][7]

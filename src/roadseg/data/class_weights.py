@@ -2,7 +2,9 @@
 balancing) or a file.
 
 Usage: ``weights = class_weights("median-frequency", train.counts, num_classes=11, ignore_index=11)``
-(``id_counts(masks)`` makes the counts from masks in memory).
+(``id_counts(masks)`` makes the counts from masks in memory). "median-frequency-augmented" is the same
+balance over the counts of the augmented stream (``loader.augmented_counts``: crops, scales and class
+copy-paste change how often a class is seen); the caller passes those counts.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import yaml
 from ..errors import InputError
 from .samples import id_counts  # noqa: F401  (re-exported: counts for class_weights)
 
+AUGMENTED = "median-frequency-augmented"
+
 
 def class_weights(spec: str, counts: np.ndarray, num_classes: int,
                   ignore_index: int | None = None) -> torch.Tensor | None:
@@ -23,7 +27,7 @@ def class_weights(spec: str, counts: np.ndarray, num_classes: int,
     class's frequency is its pixels over the valid pixels of the frames it appears in; or a JSON/YAML list."""
     if spec in ("none", None, ""):
         return None
-    if spec == "median-frequency":
+    if spec in ("median-frequency", AUGMENTED):
         c = torch.as_tensor(np.asarray(counts)[:, :num_classes], dtype=torch.float64).clone()
         if ignore_index is not None and ignore_index < num_classes:
             c[:, ignore_index] = 0
@@ -39,7 +43,7 @@ def class_weights(spec: str, counts: np.ndarray, num_classes: int,
     try:
         values = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, "class weights file not found", "use none, median-frequency or a JSON list") from None
+        raise InputError(path, "class weights file not found", f"use none, median-frequency, {AUGMENTED} or a JSON list") from None
     except (ValueError, yaml.YAMLError) as e:
         raise InputError(path, f"is not a valid weights file ({e})", "write a JSON list of numbers") from None
     if not isinstance(values, list) or len(values) != num_classes or not all(isinstance(v, (int, float)) for v in values):

@@ -69,6 +69,14 @@ def batches(cache: SampleCache, order: torch.Tensor, batch_size: int, transform:
     yield from loader
 
 
+def augmented_counts(cache: SampleCache, transform: Augmenter, seed: int = 0, epoch: int = 0) -> np.ndarray:
+    """Per-sample id counts (N, 256) of one epoch of the augmented stream: what the network is shown
+    (crops, scales, class copy-paste), not the frames on disk."""
+    dataset = EpochSamples(cache, transform, seed, epoch)
+    return np.stack([np.bincount(dataset[i][1].ravel(), minlength=256) for i in range(len(dataset))]) \
+        if len(dataset) else np.zeros((0, 256), np.int64)
+
+
 def cpu_cores() -> int:
     """The cores this process may run on."""
     try:

@@ -20,8 +20,8 @@ from ..classes import ClassTable, class_table, mapped_table, resolve_ignore
 from ..config import TrainConfig, parse_size
 from ..data import Layout, SampleCache, discover, split_pairs
 from ..data.augment import Augmenter
-from ..data.class_weights import class_weights
-from ..data.loader import cache_budget, ranks_here
+from ..data.class_weights import AUGMENTED, class_weights
+from ..data.loader import augmented_counts, cache_budget, ranks_here
 from ..device import amp_dtype
 from ..errors import InputError
 from .distributed import World, is_main_process
@@ -153,7 +153,6 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     steps = math.ceil(math.ceil(len(data.train) / world.size) / batch)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
     table = data.table
-    weights = class_weights(cfg.class_weights, data.train.counts, table.num_classes, table.ignore_index)
     augmenter = None
     if cfg.augment or cfg.crop or cfg.paste:
         # without --crop, scaled frames are padded or cropped back to the training size (a batch needs one size)
@@ -163,6 +162,10 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
                               cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
                               fill_mask=table.ignore_index if table.ignore_index is not None else 0,
                               paste=paste_ids(cfg.paste, table), paste_prob=cfg.paste_prob)
+    counts = data.train.counts
+    if cfg.class_weights == AUGMENTED and augmenter is not None:
+        counts = augmented_counts(data.train, augmenter, cfg.seed)  # what epoch 0 shows the network
+    weights = class_weights(cfg.class_weights, counts, table.num_classes, table.ignore_index)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
                  augmenter, scaler, memory_format, init)
