@@ -68,14 +68,15 @@ class _BatchNorm(torch.autograd.Function):
         b = bias.detach().double() if bias is not None else torch.zeros(c, dtype=torch.float64)
         scale = w * invstd
         y = _affine(x, x, scale, torch.zeros(c), b - mean * scale)
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x)
         ctx.mean, ctx.invstd, ctx.w = mean, invstd, w
+        ctx.dtypes = tuple(p.dtype if p is not None else torch.float32 for p in (weight, bias))  # of the grads
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         gy = gy.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         count = x.numel() // x.shape[1]
         mean, invstd, w = ctx.mean, ctx.invstd, ctx.w
@@ -83,8 +84,8 @@ class _BatchNorm(torch.autograd.Function):
         a = w * invstd
         b = -w * invstd ** 3 * s2 / count
         gx = _affine(gy, x, a, b, -a * s1 / count - b * mean) if ctx.needs_input_grad[0] else None
-        gw = (invstd * s2).to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
-        gb = s1.to(weight.dtype if weight is not None else torch.float32) if ctx.needs_input_grad[2] else None
+        gw = (invstd * s2).to(ctx.dtypes[0]) if ctx.needs_input_grad[1] else None
+        gb = s1.to(ctx.dtypes[1]) if ctx.needs_input_grad[2] else None
         return gx, gw, gb, None
 
 
