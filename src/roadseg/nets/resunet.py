@@ -11,7 +11,8 @@ CPU training run at full speed. Inputs must be multiples of 32.
 
 `resunet-sp` adds strip pooling (Hou et al., "Strip Pooling", CVPR 2020) after the decoder's 1/8, 1/4 and
 1/2 levels: every position is gated by the means of its row and of its column, the long-range context
-of long thin objects (a pole spans its column).
+of long thin objects (a pole spans its column). Measured on CamVid's held-out recipe it does the opposite:
+Pole 0.118 IoU against resunet's 0.237 (benchmarks/RESULTS.md, twelfth session).
 
 Usage: ``net = roadseg.nets.create("resunet", num_classes=11, base_filters=24)``
 """
