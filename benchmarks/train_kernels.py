@@ -2,16 +2,19 @@
 measured in the same process: the two variants swapped in turn over interleaved rounds (the order
 alternating), so a machine whose speed drifts between minutes affects both alike.
 
-Kernels compared (`--kernel`): `dice`, the soft Dice's row kernels (`roadseg.accel.rows.fused_dice`)
-against PyTorch's operators for it; `norm`, `roadseg.accel.norm.NativeBatchNorm` against
+Kernels compared (`--kernel`): `ce`, the softmax cross-entropy's row kernel
+(`roadseg.accel.rows.fused_cross_entropy`) against PyTorch's fp32 F.cross_entropy over the same rows;
+`dice`, the soft Dice's row kernels (`roadseg.accel.rows.fused_dice`) against PyTorch's operators for it; `norm`, `roadseg.accel.norm.NativeBatchNorm` against
 nn.BatchNorm2d; `resize`, `roadseg.accel.resize.NativeResize` against F.interpolate. The rest of the
 step is what `roadseg train` runs on a CPU with native bf16: the network in channels-last, bf16
-autocast, `ce+dice` with class weights, AdamW, the other kernels on.
+autocast, `ce+dice` with class weights, AdamW, the other kernels on. `--loss-only` times the loss alone
+(`ce` or `dice`, forward and backward on random bf16 channels-last logits of the network's output size).
 
 Usage::
 
     python benchmarks/train_kernels.py --kernel dice --arch resunet --crop 288x384
     python benchmarks/train_kernels.py --kernel norm --arch fastunet --crop 256x352 --rounds 8
+    python benchmarks/train_kernels.py --kernel ce --loss-only --rounds 10
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import time
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from roadseg import nets
@@ -37,13 +41,20 @@ SETTINGS = {"resunet": {"base_filters": 16, "dropout": 0.1}, "fastunet": {"width
 
 def switch(kernel: str, model: nn.Module) -> Callable[[bool], None]:
     """A function that turns `kernel` on (True) or off (False) in `model` and the loss."""
-    fused_dice = losses.fused_dice
+    fused_dice, fused_ce = losses.fused_dice, losses.fused_cross_entropy
+
+    def pytorch_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+                   ignore_index: int) -> torch.Tensor:  # losses.cross_entropy's own path for these logits
+        rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+        return F.cross_entropy(rows.float(), target.reshape(-1), weight=weight, ignore_index=ignore_index)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     resizes = [m for m in model.modules() if isinstance(m, Resize)]
 
     def use(on: bool) -> None:
         if kernel == "dice":
             losses.fused_dice = fused_dice if on else (lambda *a: None)
+        if kernel == "ce":
+            losses.fused_cross_entropy = fused_ce if on else pytorch_ce
         for m in norms if kernel == "norm" else resizes if kernel == "resize" else []:
             m.__class__ = (NativeBatchNorm if on else nn.BatchNorm2d) if kernel == "norm" else \
                 (NativeResize if on else Resize)
@@ -52,13 +63,16 @@ def switch(kernel: str, model: nn.Module) -> Callable[[bool], None]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kernel", choices=["dice", "norm", "resize"], required=True)
+    p.add_argument("--kernel", choices=["ce", "dice", "norm", "resize"], required=True)
+    p.add_argument("--loss-only", action="store_true", help="time the loss alone (--kernel ce or dice)")
     p.add_argument("--arch", default="resunet", choices=sorted(SETTINGS))
     p.add_argument("--crop", default="288x384")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--steps", type=int, default=4, help="training steps per variant per round")
     args = p.parse_args()
+    if args.loss_only and args.kernel not in ("ce", "dice"):
+        p.error("--loss-only times a loss: use it with --kernel ce or dice")
     if kernels.library() is None:
         raise SystemExit(f"the native kernels are not available: {kernels.why_unavailable()}")
     h, w = parse_size(args.crop)
@@ -71,7 +85,16 @@ def main() -> None:
     x = torch.rand(args.batch_size, 3, h, w).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch_size, h, w))
 
+    logits = torch.randn(args.batch_size, 11, h, w, dtype=torch.bfloat16).contiguous(
+        memory_format=torch.channels_last).requires_grad_()
+    if args.loss_only:
+        loss_fn = losses.make_loss(args.kernel, 11, torch.rand(11) + 0.5 if args.kernel == "ce" else None)
+
     def step() -> None:
+        if args.loss_only:
+            logits.grad = None
+            loss_fn(logits, y).backward()
+            return
         with torch.autocast("cpu", torch.bfloat16):
             loss = loss_fn(model(x), y)
         optimizer.zero_grad()
@@ -79,7 +102,8 @@ def main() -> None:
         optimizer.step()
 
     use = switch(args.kernel, model)
-    print(f"{cpu_name()}, {torch.get_num_threads()} threads, PyTorch {torch.__version__}; {args.arch} "
+    what = f"the {args.kernel} loss alone" if args.loss_only else args.arch
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads, PyTorch {torch.__version__}; {what} "
           f"{h}x{w} batch {args.batch_size}; kernel {args.kernel}: off -> on, img/s")
     for on in (False, True):  # warm-up
         use(on)
