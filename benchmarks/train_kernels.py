@@ -4,8 +4,8 @@ alternating), so a machine whose speed drifts between minutes affects both alike
 
 Kernels compared (`--kernel`): `ce`, the softmax cross-entropy's row kernel
 (`roadseg.accel.rows.fused_cross_entropy`) against PyTorch's fp32 F.cross_entropy over the same rows;
-`dice`, the soft Dice's row kernels (`roadseg.accel.rows.fused_dice`) against PyTorch's operators for it; `norm`, `roadseg.accel.norm.NativeBatchNorm` against
-nn.BatchNorm2d; `resize`, `roadseg.accel.resize.NativeResize` against F.interpolate. The rest of the
+`dice`, the soft Dice's row kernels (`roadseg.accel.rows.fused_dice`) against PyTorch's operators for
+it; `norm`, `roadseg.accel.norm.NativeBatchNorm` against nn.BatchNorm2d; `resize`, `roadseg.accel.resize.NativeResize` against F.interpolate. The rest of the
 step is what `roadseg train` runs on a CPU with native bf16: the network in channels-last, bf16
 autocast, `ce+dice` with class weights, AdamW, the other kernels on. `--loss-only` times the loss alone
 (`ce` or `dice`, forward and backward on random bf16 channels-last logits of the network's output size).
@@ -24,13 +24,13 @@ import time
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from roadseg import nets
 from roadseg.accel import kernels
 from roadseg.accel.norm import NativeBatchNorm, use_native_norm
 from roadseg.accel.resize import NativeResize, use_native_resize
+from roadseg.accel.rows import _reference as pytorch_cross_entropy
 from roadseg.config import parse_size
 from roadseg.device import cpu_name
 from roadseg.nets.resize import Resize
@@ -42,11 +42,6 @@ SETTINGS = {"resunet": {"base_filters": 16, "dropout": 0.1}, "fastunet": {"width
 def switch(kernel: str, model: nn.Module) -> Callable[[bool], None]:
     """A function that turns `kernel` on (True) or off (False) in `model` and the loss."""
     fused_dice, fused_ce = losses.fused_dice, losses.fused_cross_entropy
-
-    def pytorch_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-                   ignore_index: int) -> torch.Tensor:  # losses.cross_entropy's own path for these logits
-        rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
-        return F.cross_entropy(rows.float(), target.reshape(-1), weight=weight, ignore_index=ignore_index)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     resizes = [m for m in model.modules() if isinstance(m, Resize)]
 
@@ -54,7 +49,7 @@ def switch(kernel: str, model: nn.Module) -> Callable[[bool], None]:
         if kernel == "dice":
             losses.fused_dice = fused_dice if on else (lambda *a: None)
         if kernel == "ce":
-            losses.fused_cross_entropy = fused_ce if on else pytorch_ce
+            losses.fused_cross_entropy = fused_ce if on else pytorch_cross_entropy
         for m in norms if kernel == "norm" else resizes if kernel == "resize" else []:
             m.__class__ = (NativeBatchNorm if on else nn.BatchNorm2d) if kernel == "norm" else \
                 (NativeResize if on else Resize)
@@ -85,9 +80,9 @@ def main() -> None:
     x = torch.rand(args.batch_size, 3, h, w).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch_size, h, w))
 
-    logits = torch.randn(args.batch_size, 11, h, w, dtype=torch.bfloat16).contiguous(
-        memory_format=torch.channels_last).requires_grad_()
     if args.loss_only:
+        logits = torch.randn(args.batch_size, 11, h, w, dtype=torch.bfloat16).contiguous(
+            memory_format=torch.channels_last).requires_grad_()
         loss_fn = losses.make_loss(args.kernel, 11, torch.rand(11) + 0.5 if args.kernel == "ce" else None)
 
     def step() -> None:

@@ -43,7 +43,8 @@ def class_weights(spec: str, counts: np.ndarray, num_classes: int,
     try:
         values = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, "class weights file not found", f"use none, median-frequency, {AUGMENTED} or a JSON list") from None
+        raise InputError(path, "class weights file not found",
+                         f"use none, median-frequency, {AUGMENTED} or a JSON list") from None
     except (ValueError, yaml.YAMLError) as e:
         raise InputError(path, f"is not a valid weights file ({e})", "write a JSON list of numbers") from None
     if not isinstance(values, list) or len(values) != num_classes or not all(isinstance(v, (int, float)) for v in values):

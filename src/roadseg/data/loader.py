@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .augment import Augmenter
-from .samples import SampleCache, to_tensor
+from .samples import SampleCache, id_counts, to_tensor
 
 CACHE_SHARE = 0.5   # --cache-gb's default: this share of the memory available at the start
 
@@ -73,8 +73,7 @@ def augmented_counts(cache: SampleCache, transform: Augmenter, seed: int = 0, ep
     """Per-sample id counts (N, 256) of one epoch of the augmented stream: what the network is shown
     (crops, scales, class copy-paste), not the frames on disk."""
     dataset = EpochSamples(cache, transform, seed, epoch)
-    return np.stack([np.bincount(dataset[i][1].ravel(), minlength=256) for i in range(len(dataset))]) \
-        if len(dataset) else np.zeros((0, 256), np.int64)
+    return id_counts(dataset[i][1] for i in range(len(dataset)))
 
 
 def cpu_cores() -> int:

@@ -73,10 +73,11 @@ def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.float().div_(255.0)
 
 
-def id_counts(masks: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Per-frame pixel counts of every id 0..255: (N, 256) int64, from N uint8 HxW masks."""
-    masks = np.asarray(masks, dtype=np.uint8).reshape(len(masks), -1)
-    return np.stack([np.bincount(m, minlength=256) for m in masks]) if len(masks) else np.zeros((0, 256), np.int64)
+def id_counts(masks: Iterable[torch.Tensor | np.ndarray]) -> np.ndarray:
+    """Per-frame pixel counts of every id 0..255: (N, 256) int64, from N uint8 HxW masks (an NxHxW
+    array or tensor, or any iterable of masks)."""
+    counts = [np.bincount(np.asarray(m, dtype=np.uint8).ravel(), minlength=256) for m in masks]
+    return np.stack(counts) if counts else np.zeros((0, 256), np.int64)
 
 
 class SampleCache:
