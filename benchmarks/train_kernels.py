@@ -30,7 +30,7 @@ from roadseg import nets
 from roadseg.accel import kernels
 from roadseg.accel.norm import NativeBatchNorm, use_native_norm
 from roadseg.accel.resize import NativeResize, use_native_resize
-from roadseg.accel.rows import _reference as pytorch_cross_entropy
+from roadseg.accel.rows import reference_cross_entropy as pytorch_cross_entropy
 from roadseg.config import parse_size
 from roadseg.device import cpu_name
 from roadseg.nets.resize import Resize

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from roadseg.accel import kernels
-from roadseg.accel.rows import _reference, class_ids, fused_applies, fused_cross_entropy, fused_dice
+from roadseg.accel.rows import (class_ids, fused_applies, fused_cross_entropy, fused_dice,
+                                reference_cross_entropy)
 from roadseg.training import losses
 from roadseg.training.losses import make_loss
 
@@ -30,7 +31,7 @@ def test_loss_and_gradient_are_pytorchs(classes, weighted, ignore):
     weight = torch.rand(classes) + 0.1 if weighted else None
     assert fused_applies(x, target)
     ours = fused_cross_entropy(x, target, weight, ignore)
-    theirs = _reference(x, target, weight, ignore)
+    theirs = reference_cross_entropy(x, target, weight, ignore)
     (g_ours,) = torch.autograd.grad(ours, x, retain_graph=True)
     (g_theirs,) = torch.autograd.grad(theirs, x, retain_graph=True)
     assert ours.dtype == torch.float32 and torch.allclose(ours, theirs, rtol=1e-6)
@@ -67,7 +68,7 @@ def test_the_trainers_loss_takes_it_only_for_bf16_channels_last_cpu_logits(monke
     assert not fused_applies(x, target.int())
     calls = []
     monkeypatch.setattr("roadseg.training.losses.fused_cross_entropy",
-                        lambda *a: calls.append(a) or _reference(a[0], a[1], a[2], a[3]))
+                        lambda *a: calls.append(a) or reference_cross_entropy(a[0], a[1], a[2], a[3]))
     loss = make_loss("ce+dice", ignore_index=None)
     loss(x, target)
     loss(x.detach().float().requires_grad_(), target)

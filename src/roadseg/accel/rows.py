@@ -12,6 +12,7 @@ Usage::
         loss = fused_cross_entropy(logits, target, weight, ignore_index=11)
         dice = fused_dice(logits, target, ignore_index=11)   # None: use PyTorch's (a target out of range)
     ids = class_ids(logits)          # == logits.argmax(1)
+    loss = reference_cross_entropy(logits, target, weight, ignore_index=11)  # PyTorch's, what the kernel matches
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
             ctx.fallback = True
             ctx.save_for_backward(logits, target, weight)
             ctx.ignore_index = ignore_index
-            return _reference(logits, target, weight, ignore_index)
+            return reference_cross_entropy(logits, target, weight, ignore_index)
         ctx.fallback, ctx.grad = False, grad
         return (sums[0] / sums[1]).to(torch.float32)
 
@@ -74,14 +75,15 @@ class _FusedCrossEntropy(torch.autograd.Function):
             logits, target, weight = ctx.saved_tensors
             with torch.enable_grad():
                 x = logits.detach().requires_grad_()
-                (grad,) = torch.autograd.grad(_reference(x, target, weight, ctx.ignore_index), x, grad_loss)
+                loss = reference_cross_entropy(x, target, weight, ctx.ignore_index)
+                (grad,) = torch.autograd.grad(loss, x, grad_loss)
             return grad, None, None, None
         grad = ctx.grad
         return (grad if bool(grad_loss == 1) else grad * grad_loss), None, None, None
 
 
-def _reference(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-               ignore_index: int) -> torch.Tensor:
+def reference_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+                            ignore_index: int) -> torch.Tensor:
     """PyTorch's F.cross_entropy in fp32 on the same rows (what the kernel reproduces)."""
     rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
     return F.cross_entropy(rows, target.reshape(-1), weight=weight, ignore_index=ignore_index)
