@@ -1,9 +1,11 @@
 """Settings are checked before anything is written: every key's type and range, one line naming the
 key and its flag (issue 14, item 23)."""
+from pathlib import Path
+
 import pytest
 
 from roadseg.cli import main
-from roadseg.config import TrainConfig
+from roadseg.config import TrainConfig, validate
 from roadseg.errors import InputError
 
 
@@ -38,3 +40,18 @@ def test_good_settings_pass():
     TrainConfig(lr=1, ema=0.999, dropout=0.0, num_classes=5, ignore_index=255, crop="32x32", aug_scale=[1, 1])
     with pytest.raises(InputError):
         TrainConfig(num_classes=300)
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_recipes_resolve(recipe):
+    """Every recipe under configs/ names only known keys with valid values (what `train --config` checks
+    before it reads any data)."""
+    from roadseg import nets
+    from roadseg.config import load_yaml
+    values = load_yaml(recipe)
+    cfg = TrainConfig.resolve(recipe)
+    validate(cfg)
+    assert cfg.arch in nets.names()
+    assert all(getattr(cfg, key) == (tuple(v) if isinstance(getattr(cfg, key), tuple) else v)
+               for key, v in values.items())
