@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from roadseg import nets
 from roadseg.cli import main
-from roadseg.config import TrainConfig, validate
+from roadseg.config import TrainConfig, load_yaml, validate
 from roadseg.errors import InputError
 
 
@@ -47,8 +48,6 @@ def test_good_settings_pass():
 def test_shipped_recipes_resolve(recipe):
     """Every recipe under configs/ names only known keys with valid values (what `train --config` checks
     before it reads any data)."""
-    from roadseg import nets
-    from roadseg.config import load_yaml
     values = load_yaml(recipe)
     cfg = TrainConfig.resolve(recipe)
     validate(cfg)
