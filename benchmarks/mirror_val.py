@@ -15,7 +15,7 @@ import torch
 
 import roadseg
 from roadseg.data import discover
-from roadseg.data.imageio import read_image, read_mask
+from roadseg.evaluation.evaluate import predict_frames
 from roadseg.evaluation.metrics import ConfusionMatrix
 
 
@@ -25,11 +25,11 @@ def mirror_scores(model: str, data: str, split: str) -> tuple[dict, dict, list[s
     names = list(predictor.table.names)
     ignore = predictor.table.ignore_index
     plain, mirrored = ConfusionMatrix(len(names), ignore), ConfusionMatrix(len(names), ignore)
-    for pair in discover(data).splits[split]:
-        frame, truth = read_image(pair.image), torch.from_numpy(read_mask(pair.mask).astype(np.int64))
-        plain.update(torch.from_numpy(predictor.predict(frame).astype(np.int64)), truth)
-        back = predictor.predict(np.ascontiguousarray(frame[:, ::-1]))[:, ::-1]
-        mirrored.update(torch.from_numpy(np.ascontiguousarray(back).astype(np.int64)), truth)
+    for frame in predict_frames(predictor, discover(data).splits[split], full_res=True):
+        truth = torch.from_numpy(frame.mask)
+        plain.update(torch.from_numpy(frame.pred), truth)
+        back = predictor.ids(np.ascontiguousarray(frame.image[None, :, ::-1]), frame.mask.shape)[0, :, ::-1]
+        mirrored.update(torch.from_numpy(back.copy()), truth)
     return plain.compute(), mirrored.compute(), names
 
 
