@@ -1,4 +1,5 @@
 """The batch path: workers, per-sample augmentation seeds and the --workers / --cache-gb defaults."""
+import numpy as np
 import torch
 
 from roadseg.data import SampleCache, discover, split_pairs
@@ -60,3 +61,35 @@ def test_augmented_counts_are_those_of_the_first_epoch_and_follow_the_paste(carl
     assert counts.shape == (len(cache), 256) and (counts.sum(1) == 32 * 32).all()
     assert (counts == id_counts(masks)).all()
     assert loader.augmented_counts(cache, pasting, seed=1)[:, 7].sum() > counts[:, 7].sum()
+
+
+class _OneSided:
+    """Frames whose class 5 (a pole) stands only in the left quarter, as CamVid's lean left."""
+
+    def __init__(self, count: int = 8) -> None:
+        self.pairs = []
+        for k in range(count):
+            mask = np.full((32, 48), 1, np.uint8)
+            mask[:, 2 + k % 6:6 + k % 6] = 5
+            self.pairs.append((np.stack([mask * 40] * 3, axis=2), mask))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.pairs[i]
+
+
+def test_pasted_stream_is_mirror_balanced():
+    # the donor is flipped on its own draws, so pasted poles land on both sides as often as the frame's own
+    cache = _OneSided()
+    pasting = Augmenter(None, hflip=0.5, paste=(5,), paste_prob=1.0)
+    left = right = both = 0
+    for epoch in range(40):
+        for i in range(len(cache)):
+            _, mask = loader.EpochSamples(cache, pasting, seed=3, epoch=epoch)[i]
+            cols = np.nonzero((mask == 5).any(0))[0]
+            on_left, on_right = (cols < 24).any(), (cols >= 24).any()
+            left, right, both = left + on_left, right + on_right, both + (on_left and on_right)
+    assert 0.4 < left / (left + right) < 0.6  # 320 samples: a lopsided stream sits far outside
+    assert 0.35 < both / 320 < 0.65  # own flip and donor flip drawn apart: about half land on opposite sides
