@@ -21,7 +21,7 @@ Usage (here, then on the GPU machine, from the repository root):
     python3 benchmarks/gpu_session.py --data .camvid_jpg --out $OUT --budget 450 \
         --run "w24=--base-filters 24 --workers 4" \
         --run "w24tv=--base-filters 24 --train-on train+val --epochs 141 --workers 4" \
-        --run "seed1=--seed 1 --paste Pole SignSymbol --class-weights median-frequency-augmented --workers 4" 2>&1 | tee $OUT/session.log
+        --run "seed2=--seed 2 --workers 4" 2>&1 | tee $OUT/session.log
 Dry run on a CPU (tiny runs, the same code path):
     python benchmarks/gpu_session.py --data .camvid_jpg --out /tmp/s --device cpu --smoke --size 96x128 \
         --run "a=--epochs 2 --size 96x128 --crop 64x96 --workers 0" --run "b=--epochs 2 --size 96x128 --crop 64x96"
