@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(p, "an existing checkpoint file")
 
     p = sub.add_parser("export", help="export a checkpoint: slim .pt (optionally fp16) or ONNX")
-    p.add_argument("--model", required=True, help=_model_help())
+    p.add_argument("--model", required=True, action="append", help=_model_help() + "; repeat it for an ensemble")
     p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True,
                    help="pt: slim checkpoint; onnx: fp32 ONNX; onnx-int8: static INT8 (QDQ) ONNX")
     p.add_argument("--calibration", metavar="DATA", help="onnx-int8: dataset whose training frames calibrate")

@@ -145,7 +145,8 @@ def cmd_export(a: argparse.Namespace) -> None:
     from .safety import plan_output
     if a.format == "onnx-int8" and not a.calibration:
         raise RoadsegError("--format onnx-int8 needs --calibration DATA (frames to calibrate the INT8 ranges)")
-    plan_output(a.out, {"model": _model_file(a.model), "calibration dataset": a.calibration}, a.overwrite, "output")
+    models = {f"model {m}": _model_file(m) for m in a.model}
+    plan_output(a.out, {**models, "calibration dataset": a.calibration}, a.overwrite, "output")
     if a.format == "onnx":
         path = export_onnx(a.model, a.out, training_weights=a.training_weights)
     elif a.format == "onnx-int8":

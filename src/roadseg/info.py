@@ -5,9 +5,20 @@ Usage: ``print(describe("runs/demo/train/best.pt"))``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import load_checkpoint, resolve_model_path
 from .config import TrainConfig
+from .nets.ensemble import network_label
+
+
+def _settings(settings: dict[str, Any]) -> str:
+    """', base filters 16, dropout 0.1' (an ensemble: each member's in brackets)."""
+    own = {k: v for k, v in settings.items() if k not in ("in_channels", "num_classes", "members")}
+    text = "".join(f", {k.replace('_', ' ')} {v}" for k, v in own.items())
+    for i, m in enumerate(settings.get("members", [])):
+        text += f"; member {i + 1}: {m['arch']}" + _settings(m["settings"])
+    return text
 
 
 def describe(name: str | Path) -> str:
@@ -16,12 +27,11 @@ def describe(name: str | Path) -> str:
     ckpt = load_checkpoint(path)
     model, classes, inp = ckpt["model"], ckpt["classes"], ckpt["input"]
     training = ckpt.get("training", {})
-    s = {k: v for k, v in model["settings"].items() if k not in ("in_channels", "num_classes")}
     params = model.get("parameters")
     lines = [
         f"checkpoint   {path}",
-        f"network      {model['arch']}, {f'{params:,}' if isinstance(params, int) else '?'} parameters"
-        + "".join(f", {k.replace('_', ' ')} {v}" for k, v in s.items()),
+        f"network      {network_label(model['arch'], model['settings'])}, "
+        f"{f'{params:,}' if isinstance(params, int) else '?'} parameters" + _settings(model["settings"]),
         f"input        {inp['size'][0]}x{inp['size'][1]} {inp.get('channels', 'RGB')} in [0,1], "
         f"{inp.get('resize', 'bilinear')} resize",
         f"classes      {len(classes['names'])}: {', '.join(classes['names'])}",

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
-from roadseg.checkpoint import build_model, load_checkpoint
+from roadseg.checkpoint import build_model, load_checkpoint, save_checkpoint
 from roadseg.cli import main
 from roadseg.inference.predictor import Predictor
 from roadseg.training import train
@@ -136,3 +136,28 @@ def test_training_weights_export_takes_the_stepped_weights_not_their_average(tra
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "pt", "--training-weights",
                  str(tmp_path / "none.pt")]) == 2
     assert "holds no training weights" in capsys.readouterr().err and not (tmp_path / "none.pt").exists()
+
+
+def test_several_models_export_as_one_ensemble_of_their_mean_probabilities(trained, carla_dir, tmp_path, capsys):
+    other = train(tiny_config(carla_dir, tmp_path / "seed1", epochs=1, seed=1))
+    a, b, out = trained / "best.pt", other / "best.pt", tmp_path / "ens.pt"
+    assert main(["export", "--model", str(a), "--model", str(b), "--format", "pt", "--half", str(out)]) == 0
+    ens = load_checkpoint(out)
+    assert ens["model"]["arch"] == "ensemble" and "2 networks (unet, unet)" in ens["card"]["ensemble"]
+    frame = np.asarray(Image.open(carla_dir / "CameraRGB" / "000004.png").convert("RGB"))
+    mean = (Predictor.from_checkpoint(a).probabilities(frame) + Predictor.from_checkpoint(b).probabilities(frame)) / 2
+    assert np.abs(Predictor.from_checkpoint(out).probabilities(frame) - mean).max() < 5e-3  # fp16 weights
+    three = tmp_path / "three.pt"  # an ensemble as a member gives its members
+    assert main(["export", "--model", str(out), "--model", str(a), "--format", "pt", str(three)]) == 0
+    assert [m["arch"] for m in load_checkpoint(three)["model"]["settings"]["members"]] == ["unet"] * 3
+    assert main(["info", str(out)]) == 0 and "ensemble" in capsys.readouterr().out
+
+
+def test_an_ensemble_of_models_with_other_classes_is_refused(trained, tmp_path, capsys):
+    ckpt = load_checkpoint(trained / "best.pt")
+    ckpt["classes"] = {**ckpt["classes"], "names": ["Other"] + ckpt["classes"]["names"][1:]}
+    save_checkpoint(ckpt, tmp_path / "renamed.pt")
+    assert main(["export", "--model", str(trained / "best.pt"), "--model", str(tmp_path / "renamed.pt"),
+                 "--format", "pt", str(tmp_path / "ens.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "renamed.pt" in err and "predicts other classes" in err and not (tmp_path / "ens.pt").exists()

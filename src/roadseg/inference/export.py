@@ -12,16 +12,16 @@ import io
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..checkpoint import (build_model, check_version, load_checkpoint, metadata, save_checkpoint, size_multiple_of, slim,
-                          with_training_weights)
+from ..checkpoint import (build_model, check_version, class_table_of, load_checkpoint, make_checkpoint, metadata,
+                          save_checkpoint, size_multiple_of, slim, with_training_weights)
 from ..data.imageio import atomic_write
 from ..errors import InputError, require
-from ..nets import check_size
+from ..nets import check_size, create
 from .engines import onnx_session
 from .processing import Preprocess
 
@@ -58,21 +58,56 @@ def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
     return {**ckpt, "model": {**ckpt["model"], "state_dict": state}, "card": card}
 
 
-def load_for_export(model: str | Path, training_weights: bool = False) -> dict[str, Any]:
+def load_for_export(model: str | Path | Sequence[str | Path], training_weights: bool = False,
+                    logit_adjustment: float = 0.0) -> dict[str, Any]:
     """The checkpoint to export: its model weights, or with `training_weights` the ones the optimizer
-    stepped (an --ema run's last.pt) instead of their average."""
-    ckpt = load_checkpoint(model)
-    return with_training_weights(ckpt, model) if training_weights else ckpt
+    stepped (an --ema run's last.pt) instead of their average, logit-adjusted by `logit_adjustment`.
+    Several models become one ensemble (`ensemble_checkpoint`), each member prepared so first."""
+    models = [model] if isinstance(model, (str, Path)) else list(model)
+    ckpts = []
+    for m in models:
+        ckpt = load_checkpoint(m)
+        ckpt = with_training_weights(ckpt, m) if training_weights else ckpt
+        ckpts.append(adjust_logits(ckpt, logit_adjustment) if logit_adjustment else ckpt)
+    return ckpts[0] if len(ckpts) == 1 else ensemble_checkpoint(ckpts, models)
 
 
-def export_pt(model: str | Path, out: str | Path, half: bool = False, card: dict[str, str] | None = None,
-              logit_adjustment: float = 0.0, size: tuple[int, int] | None = None,
-              training_weights: bool = False) -> Path:
+def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | Path]) -> dict[str, Any]:
+    """One checkpoint running the networks of `ckpts` (same classes and preprocessing; `names` for the
+    messages) as a `roadseg.nets.ensemble`, at the first one's input size. Members that are ensembles
+    give their own members; the card keeps the lines every member shares and names the members."""
+    first, specs, state = ckpts[0], [], {}
+    for ckpt, name in zip(ckpts, names):
+        if ckpt["classes"] != first["classes"]:
+            raise InputError(name, f"predicts other classes than {names[0]}", "ensemble models of one class table")
+        if {k: v for k, v in ckpt["input"].items() if k not in ("size", "size_multiple")} != \
+                {k: v for k, v in first["input"].items() if k not in ("size", "size_multiple")}:
+            raise InputError(name, f"preprocesses its frames otherwise than {names[0]}",
+                             "ensemble models trained with the same normalisation and resize")
+        model = ckpt["model"]
+        parts = model["settings"]["members"] if model["arch"] == "ensemble" else [model]
+        for i, part in enumerate(parts):
+            prefix = f"members.{i}." if model["arch"] == "ensemble" else ""
+            state.update({f"members.{len(specs)}.{k[len(prefix):]}": v for k, v in model["state_dict"].items()
+                          if k.startswith(prefix)})
+            specs.append({"arch": part["arch"], "settings": part["settings"]})
+    settings = {k: first["model"]["settings"][k] for k in ("in_channels", "num_classes")}
+    net = create("ensemble", members=specs, **settings)
+    shared = {k: v for k, v in first.get("card", {}).items() if all(c.get("card", {}).get(k) == v for c in ckpts)}
+    card = {**shared, "ensemble": f"the mean class probabilities of {len(specs)} networks "
+            f"({', '.join(s['arch'] for s in specs)}) from {', '.join(str(n) for n in names)}"}
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})  # they fit
+    ckpt = make_checkpoint(net, class_table_of(first), {**first["input"], "size_multiple": net.size_multiple},
+                           first.get("data", {}), card=card)
+    return {**ckpt, "model": {**ckpt["model"], "state_dict": state}}  # the members' own precision
+
+
+def export_pt(model: str | Path | Sequence[str | Path], out: str | Path, half: bool = False,
+              card: dict[str, str] | None = None, logit_adjustment: float = 0.0,
+              size: tuple[int, int] | None = None, training_weights: bool = False) -> Path:
     """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted, and
     optionally run at another input `size` than it was trained at."""
-    ckpt = load_for_export(model, training_weights)
-    if logit_adjustment:
-        ckpt = adjust_logits(ckpt, logit_adjustment)
+    ckpt = load_for_export(model, training_weights, logit_adjustment)
     if size is not None:
         check_size(size, size_multiple_of(ckpt))
         ckpt = {**ckpt, "input": {**ckpt["input"], "size": [int(size[0]), int(size[1])]}}
@@ -156,8 +191,9 @@ def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, 
     return cache.images.numpy()
 
 
-def export_onnx(model: str | Path, out: str | Path, tolerance: float = 1e-4, int8_calibration: str | Path | None = None,
-                calibration_count: int = 32, training_weights: bool = False) -> Path:
+def export_onnx(model: str | Path | Sequence[str | Path], out: str | Path, tolerance: float = 1e-4,
+                int8_calibration: str | Path | None = None, calibration_count: int = 32,
+                training_weights: bool = False) -> Path:
     """Write ONNX and check onnxruntime's logits against PyTorch's (max abs difference <= tolerance).
 
     With `int8_calibration` (a dataset folder) the model is quantised to INT8 after the check."""

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import build_model, load_checkpoint, shipped_names
+from ..nets.ensemble import network_label
 
 
 def forward_gflops(model: torch.nn.Module, size: tuple[int, int], in_channels: int = 3) -> float:
@@ -64,7 +65,7 @@ def models_table(measure: bool = False) -> str:
         fps = f"{int8_fps(ckpt):.0f} (here)" if measure else str(card.get("int8_fps", "-")).split(" (")[0]
         licence = str(card.get("dataset", card.get("license", "-")))
         licence = "research / non-commercial" if "non-commercial" in licence else licence[:30]
-        rows.append((name, ckpt["model"]["arch"], f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        rows.append((name, network_label(ckpt["model"]["arch"], ckpt["model"]["settings"]), f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
                      f"{forward_gflops(model, size, model.in_channels):.1f}", f"{size[0]}x{size[1]}",
                      f"{miou:.3f}" if miou is not None else "-", fps, licence))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

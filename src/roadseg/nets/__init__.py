@@ -11,7 +11,7 @@ Usage::
 """
 from .base import SegNet, check_size, count_parameters
 from .registry import DEFAULT, accepted_settings, create, get, names, register
-from . import dabnet, fastunet, resunet, smp, unet  # noqa: F401  (importing a network module registers it)
+from . import dabnet, ensemble, fastunet, resunet, smp, unet  # noqa: F401  (importing a network module registers it)
 from .unet import UNet
 
 __all__ = ["SegNet", "UNet", "DEFAULT", "accepted_settings", "check_size", "count_parameters", "create", "get",

@@ -1,0 +1,67 @@
+"""Ensembles: several networks run as one, their class probabilities averaged.
+
+Networks trained apart (other seeds, other recipes) make different mistakes; the mean of their
+probabilities is a better mask than any one of them (CamVid val: two `resunet` runs +1.3 to 1.7 points of
+mIoU over the better one, benchmarks/RESULTS.md, fifteenth session) at the cost of one forward pass each.
+The output is the log of the mean probability, so argmax gives the averaged prediction and a softmax
+the averaged probabilities; every engine, export and command treats it as any other network.
+
+Build one from trained checkpoints with ``roadseg export --model A --model B ...`` (each member keeps its
+own weights, logit adjustment and batch norms); ``--arch ensemble`` trains the members jointly, on the
+loss of their averaged probabilities.
+
+Usage::
+
+    net = create("ensemble", num_classes=11, members=[{"arch": "resunet", "settings": {"base_filters": 16}},
+                                                      {"arch": "fastunet", "settings": {}}])
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import SegNet
+from .registry import create, register
+
+DEFAULT_MEMBERS = ({"arch": "resunet", "settings": {"base_filters": 16}},) * 2
+
+
+def member_spec(member: dict[str, Any], in_channels: int, num_classes: int) -> dict[str, Any]:
+    """A member's {"arch", "settings"} with the ensemble's input channels and classes."""
+    settings = {**dict(member.get("settings", {})), "in_channels": in_channels, "num_classes": num_classes}
+    return {"arch": str(member["arch"]), "settings": settings}
+
+
+@register("ensemble")
+class Ensemble(SegNet):
+    """Members given as [{"arch": name, "settings": {...}}, ...]; log of their mean softmax."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 23,
+                 members: list[dict[str, Any]] | tuple[dict[str, Any], ...] = DEFAULT_MEMBERS) -> None:
+        super().__init__()
+        if not members or any(m.get("arch") == "ensemble" for m in members):
+            raise ValueError("an ensemble needs one or more members, none of them an ensemble")
+        specs = [member_spec(m, in_channels, num_classes) for m in members]
+        self.settings = dict(in_channels=in_channels, num_classes=num_classes, members=specs)
+        self.members = nn.ModuleList([create(s["arch"], **s["settings"]) for s in specs])
+
+    @property
+    def size_multiple(self) -> int:
+        return math.lcm(*(m.size_multiple for m in self.members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_size(*x.shape[-2:])
+        logs = torch.stack([m(x).log_softmax(1) for m in self.members])
+        top = logs.amax(0)  # log-sum-exp written out: OpenVINO misreads ONNX's ReduceLogSumExp over this axis
+        return top + (logs - top).exp().sum(0).log() - math.log(len(self.members))
+
+
+def network_label(arch: str, settings: dict[str, Any]) -> str:
+    """How tables name a checkpoint's network: its arch, or for an ensemble its members ('2 x resunet')."""
+    if arch != "ensemble":
+        return arch
+    archs = [m["arch"] for m in settings.get("members", [])]
+    return f"{len(archs)} x {archs[0]}" if len(set(archs)) == 1 else " + ".join(archs)
