@@ -161,3 +161,12 @@ def test_an_ensemble_of_models_with_other_classes_is_refused(trained, tmp_path, 
                  "--format", "pt", str(tmp_path / "ens.pt")]) == 2
     err = capsys.readouterr().err
     assert "renamed.pt" in err and "predicts other classes" in err and not (tmp_path / "ens.pt").exists()
+
+
+def test_an_ensemble_is_not_logit_adjusted_after_it_is_built(trained, tmp_path, capsys):
+    ens = tmp_path / "ens.pt"
+    best = str(trained / "best.pt")
+    assert main(["export", "--model", best, "--model", best, "--format", "pt", str(ens)]) == 0
+    assert main(["export", "--model", str(ens), "--format", "pt", "--logit-adjustment", "0.5",
+                 str(tmp_path / "adjusted.pt")]) == 2
+    assert "no classifier bias" in capsys.readouterr().err and not (tmp_path / "adjusted.pt").exists()

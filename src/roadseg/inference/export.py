@@ -49,6 +49,9 @@ def training_class_weights(ckpt: dict[str, Any]) -> torch.Tensor:
 def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
     """Post-hoc logit adjustment for a class-weighted model: add -tau*log(weight) to the classifier bias,
     undoing part of the prior the weights pushed into the logits (Menon et al., 2021)."""
+    if "classifier.bias" not in ckpt["model"]["state_dict"]:
+        raise InputError(None, f"a '{ckpt['model']['arch']}' network has no classifier bias to adjust",
+                         "adjust the models that go into an ensemble: give them all with --model")
     weights = training_class_weights(ckpt)
     shift = -tau * torch.log(weights.clamp(min=1e-6))
     state = dict(ckpt["model"]["state_dict"])
@@ -96,10 +99,11 @@ def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | P
     shared = {k: v for k, v in first.get("card", {}).items() if all(c.get("card", {}).get(k) == v for c in ckpts)}
     card = {**shared, "ensemble": f"the mean class probabilities of {len(specs)} networks "
             f"({', '.join(s['arch'] for s in specs)}) from {', '.join(str(n) for n in names)}"}
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})  # they fit
     ckpt = make_checkpoint(net, class_table_of(first), {**first["input"], "size_multiple": net.size_multiple},
                            first.get("data", {}), card=card)
-    return {**ckpt, "model": {**ckpt["model"], "state_dict": state}}  # the members' own precision
+    ckpt = {**ckpt, "model": {**ckpt["model"], "state_dict": state}}  # the members' weights, in their precision
+    build_model(ckpt)  # an InputError unless they fit
+    return ckpt
 
 
 def export_pt(model: str | Path | Sequence[str | Path], out: str | Path, half: bool = False,
