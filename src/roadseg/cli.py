@@ -256,17 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a checkpoint: slim .pt (optionally fp16) or ONNX")
     p.add_argument("--model", required=True, action="append", help=_model_help() + "; repeat it for an ensemble")
-    p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True,
-                   help="pt: slim checkpoint; onnx: fp32 ONNX; onnx-int8: static INT8 (QDQ) ONNX")
+    p.add_argument("--format", choices=["pt", "onnx", "onnx-int8"], required=True, help="pt, fp32 onnx or INT8 (QDQ) onnx")
     p.add_argument("--calibration", metavar="DATA", help="onnx-int8: dataset whose training frames calibrate")
     p.add_argument("--calibration-frames", type=int, default=32, help="onnx-int8: frames used to calibrate")
     p.add_argument("--half", action="store_true", help="pt: store the weights in half precision")
-    p.add_argument("--training-weights", action="store_true",
-                   help="export the weights the optimizer stepped, not their --ema average (a run's last.pt)")
+    p.add_argument("--training-weights", action="store_true", help="the stepped weights, not their --ema average (last.pt)")
     p.add_argument("--card", action="append", default=[], metavar="KEY=VALUE", help="pt: add a model-card line")
     p.add_argument("--size", metavar="HxW", help="pt: the input size the model runs at (default: its trained size)")
     p.add_argument("--logit-adjustment", type=float, default=0.0, metavar="TAU",
                    help="pt: fold -TAU*log(class weight) into the classifier bias (for class-weighted training)")
+    p.add_argument("--average", choices=["probabilities", "logits"],
+                   help="an ensemble (--model repeated): average its members' probabilities, or their logits (faster)")
     p.add_argument("out", help="file to write")
     _add_overwrite(p, "an existing output file")
 

@@ -148,10 +148,10 @@ def cmd_export(a: argparse.Namespace) -> None:
     models = {f"model {m}": _model_file(m) for m in a.model}
     plan_output(a.out, {**models, "calibration dataset": a.calibration}, a.overwrite, "output")
     if a.format == "onnx":
-        path = export_onnx(a.model, a.out, training_weights=a.training_weights)
+        path = export_onnx(a.model, a.out, training_weights=a.training_weights, average=a.average)
     elif a.format == "onnx-int8":
         path = export_onnx(a.model, a.out, int8_calibration=a.calibration, calibration_count=a.calibration_frames,
-                           training_weights=a.training_weights)
+                           training_weights=a.training_weights, average=a.average)
     else:
         card = {}
         for item in a.card:
@@ -160,7 +160,7 @@ def cmd_export(a: argparse.Namespace) -> None:
                 raise RoadsegError(f"--card {item!r} is not KEY=VALUE")
             card[key] = value
         path = export_pt(a.model, a.out, a.half, card, a.logit_adjustment, parse_size(a.size) if a.size else None,
-                         a.training_weights)
+                         a.training_weights, a.average)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

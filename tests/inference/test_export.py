@@ -147,6 +147,14 @@ def test_several_models_export_as_one_ensemble_of_their_mean_probabilities(train
     frame = np.asarray(Image.open(carla_dir / "CameraRGB" / "000004.png").convert("RGB"))
     mean = (Predictor.from_checkpoint(a).probabilities(frame) + Predictor.from_checkpoint(b).probabilities(frame)) / 2
     assert np.abs(Predictor.from_checkpoint(out).probabilities(frame) - mean).max() < 5e-3  # fp16 weights
+    logits = tmp_path / "logits.pt"
+    assert main(["export", "--model", str(a), "--model", str(b), "--format", "pt", "--average", "logits",
+                 str(logits)]) == 0
+    assert "mean logits of 2 networks" in load_checkpoint(logits)["card"]["ensemble"]
+    mean = (Predictor.from_checkpoint(a).frame_logits(frame) + Predictor.from_checkpoint(b).frame_logits(frame)) / 2
+    assert (Predictor.from_checkpoint(logits).frame_logits(frame) - mean).abs().max() < 1e-4
+    assert main(["export", "--model", str(a), "--format", "pt", "--average", "logits", str(tmp_path / "x.pt")]) == 2
+    assert "give --model twice or more" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
     three = tmp_path / "three.pt"  # an ensemble as a member gives its members
     assert main(["export", "--model", str(out), "--model", str(a), "--format", "pt", str(three)]) == 0
     assert [m["arch"] for m in load_checkpoint(three)["model"]["settings"]["members"]] == ["unet"] * 3

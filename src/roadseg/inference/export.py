@@ -62,23 +62,30 @@ def adjust_logits(ckpt: dict[str, Any], tau: float) -> dict[str, Any]:
 
 
 def load_for_export(model: str | Path | Sequence[str | Path], training_weights: bool = False,
-                    logit_adjustment: float = 0.0) -> dict[str, Any]:
+                    logit_adjustment: float = 0.0, average: str | None = None) -> dict[str, Any]:
     """The checkpoint to export: its model weights, or with `training_weights` the ones the optimizer
     stepped (an --ema run's last.pt) instead of their average, logit-adjusted by `logit_adjustment`.
-    Several models become one ensemble (`ensemble_checkpoint`), each member prepared so first."""
+    Several models become one ensemble averaging `average` (`ensemble_checkpoint`), each member
+    prepared so first."""
     models = [model] if isinstance(model, (str, Path)) else list(model)
+    if average is not None and len(models) < 2:
+        raise InputError(None, "--average is how an ensemble combines its members", "give --model twice or more")
     ckpts = []
     for m in models:
         ckpt = load_checkpoint(m)
         ckpt = with_training_weights(ckpt, m) if training_weights else ckpt
         ckpts.append(adjust_logits(ckpt, logit_adjustment) if logit_adjustment else ckpt)
-    return ckpts[0] if len(ckpts) == 1 else ensemble_checkpoint(ckpts, models)
+    if len(ckpts) == 1:
+        return ckpts[0]
+    return ensemble_checkpoint(ckpts, models, average or "probabilities")
 
 
-def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | Path]) -> dict[str, Any]:
+def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | Path],
+                        average: str = "probabilities") -> dict[str, Any]:
     """One checkpoint running the networks of `ckpts` (same classes and preprocessing; `names` for the
-    messages) as a `roadseg.nets.ensemble`, at the first one's input size. Members that are ensembles
-    give their own members; the card keeps the lines every member shares and names the members."""
+    messages) as a `roadseg.nets.ensemble` averaging `average`, at the first one's input size. Members
+    that are ensembles give their own members; the card keeps the lines every member shares and names
+    the members."""
     first, specs, state = ckpts[0], [], {}
     for ckpt, name in zip(ckpts, names):
         if ckpt["classes"] != first["classes"]:
@@ -95,9 +102,10 @@ def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | P
                           if k.startswith(prefix)})
             specs.append({"arch": part["arch"], "settings": part["settings"]})
     settings = {k: first["model"]["settings"][k] for k in ("in_channels", "num_classes")}
-    net = create("ensemble", members=specs, **settings)
+    net = create("ensemble", members=specs, average=average, **settings)
     shared = {k: v for k, v in first.get("card", {}).items() if all(c.get("card", {}).get(k) == v for c in ckpts)}
-    card = {**shared, "ensemble": f"the mean class probabilities of {len(specs)} networks "
+    mean = "logits" if average == "logits" else "class probabilities"
+    card = {**shared, "ensemble": f"the mean {mean} of {len(specs)} networks "
             f"({', '.join(s['arch'] for s in specs)}) from {', '.join(str(n) for n in names)}"}
     ckpt = make_checkpoint(net, class_table_of(first), {**first["input"], "size_multiple": net.size_multiple},
                            first.get("data", {}), card=card)
@@ -108,10 +116,11 @@ def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | P
 
 def export_pt(model: str | Path | Sequence[str | Path], out: str | Path, half: bool = False,
               card: dict[str, str] | None = None, logit_adjustment: float = 0.0,
-              size: tuple[int, int] | None = None, training_weights: bool = False) -> Path:
+              size: tuple[int, int] | None = None, training_weights: bool = False,
+              average: str | None = None) -> Path:
     """Write a slim checkpoint (loads with roadseg like any other), optionally logit-adjusted, and
     optionally run at another input `size` than it was trained at."""
-    ckpt = load_for_export(model, training_weights, logit_adjustment)
+    ckpt = load_for_export(model, training_weights, logit_adjustment, average)
     if size is not None:
         check_size(size, size_multiple_of(ckpt))
         ckpt = {**ckpt, "input": {**ckpt["input"], "size": [int(size[0]), int(size[1])]}}
@@ -197,11 +206,11 @@ def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, 
 
 def export_onnx(model: str | Path | Sequence[str | Path], out: str | Path, tolerance: float = 1e-4,
                 int8_calibration: str | Path | None = None, calibration_count: int = 32,
-                training_weights: bool = False) -> Path:
+                training_weights: bool = False, average: str | None = None) -> Path:
     """Write ONNX and check onnxruntime's logits against PyTorch's (max abs difference <= tolerance).
 
     With `int8_calibration` (a dataset folder) the model is quantised to INT8 after the check."""
-    ckpt = load_for_export(model, training_weights)
+    ckpt = load_for_export(model, training_weights, average=average)
     data = onnx_bytes(ckpt)
     net = build_model(ckpt)
     h, w = ckpt["input"]["size"]
