@@ -13,7 +13,7 @@ from .nets.ensemble import network_label
 
 
 def _settings(settings: dict[str, Any]) -> str:
-    """', base filters 16, dropout 0.1' (an ensemble: each member's in brackets)."""
+    """', base filters 16, dropout 0.1'; an ensemble's: '; member 1: resunet, base filters 16, ...'."""
     own = {k: v for k, v in settings.items() if k not in ("in_channels", "num_classes", "members")}
     text = "".join(f", {k.replace('_', ' ')} {v}" for k, v in own.items())
     for i, m in enumerate(settings.get("members", [])):

@@ -65,7 +65,8 @@ def models_table(measure: bool = False) -> str:
         fps = f"{int8_fps(ckpt):.0f} (here)" if measure else str(card.get("int8_fps", "-")).split(" (")[0]
         licence = str(card.get("dataset", card.get("license", "-")))
         licence = "research / non-commercial" if "non-commercial" in licence else licence[:30]
-        rows.append((name, network_label(ckpt["model"]["arch"], ckpt["model"]["settings"]), f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        network = network_label(ckpt["model"]["arch"], ckpt["model"]["settings"])
+        rows.append((name, network, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
                      f"{forward_gflops(model, size, model.in_channels):.1f}", f"{size[0]}x{size[1]}",
                      f"{miou:.3f}" if miou is not None else "-", fps, licence))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
