@@ -1,4 +1,6 @@
 """The batch path: workers, per-sample augmentation seeds and the --workers / --cache-gb defaults."""
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -6,7 +8,8 @@ from roadseg.data import SampleCache, discover, split_pairs
 from roadseg.data.class_weights import id_counts
 from roadseg.data import loader
 from roadseg.data.augment import Augmenter
-from roadseg.data.imageio import atomic_save_png
+
+from ..conftest import save
 
 
 def test_batches_do_not_depend_on_workers_or_order(carla_dir):
@@ -64,14 +67,13 @@ def test_augmented_counts_are_those_of_the_first_epoch_and_follow_the_paste(carl
     assert loader.augmented_counts(cache, pasting, seed=1)[:, 7].sum() > counts[:, 7].sum()
 
 
-
-def _one_sided_dir(root, count: int = 8):
+def _one_sided_dir(root: Path, count: int = 8) -> Path:
     """CARLA-layout frames whose class 5 (a pole) stands only in the left quarter, as CamVid's lean left."""
     for k in range(count):
         mask = np.full((32, 48, 3), 1, np.uint8)
         mask[:, 2 + k % 6:6 + k % 6] = 5
-        atomic_save_png(mask * 40, root / "CameraRGB" / f"{k:03d}.png")
-        atomic_save_png(mask, root / "CameraMask" / f"{k:03d}.png")
+        save(root / "CameraRGB" / f"{k:03d}.png", mask * 40)
+        save(root / "CameraMask" / f"{k:03d}.png", mask)
     return root
 
 
@@ -82,8 +84,9 @@ def test_pasted_stream_is_mirror_balanced(tmp_path):
     left = right = both = 0
     epochs = 40
     for epoch in range(epochs):
+        samples = loader.EpochSamples(cache, pasting, seed=3, epoch=epoch)
         for i in range(len(cache)):
-            _, mask = loader.EpochSamples(cache, pasting, seed=3, epoch=epoch)[i]
+            _, mask = samples[i]
             cols = np.nonzero((mask == 5).any(0))[0]
             on_left, on_right = (cols < 24).any(), (cols >= 24).any()
             left, right, both = left + on_left, right + on_right, both + (on_left and on_right)

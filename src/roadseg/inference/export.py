@@ -86,18 +86,21 @@ def ensemble_checkpoint(ckpts: Sequence[dict[str, Any]], names: Sequence[str | P
     messages) as a `roadseg.nets.ensemble` averaging `average`, at the first one's input size. Members
     that are ensembles give their own members; the card keeps the lines every member shares and names
     the members."""
+    def preprocessing(ckpt: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in ckpt["input"].items() if k not in ("size", "size_multiple")}
+
     first, specs, state = ckpts[0], [], {}
     for ckpt, name in zip(ckpts, names):
         if ckpt["classes"] != first["classes"]:
             raise InputError(name, f"predicts other classes than {names[0]}", "ensemble models of one class table")
-        if {k: v for k, v in ckpt["input"].items() if k not in ("size", "size_multiple")} != \
-                {k: v for k, v in first["input"].items() if k not in ("size", "size_multiple")}:
+        if preprocessing(ckpt) != preprocessing(first):
             raise InputError(name, f"preprocesses its frames otherwise than {names[0]}",
                              "ensemble models trained with the same normalisation and resize")
         model = ckpt["model"]
-        parts = model["settings"]["members"] if model["arch"] == "ensemble" else [model]
-        for i, part in enumerate(parts):
-            prefix = f"members.{i}." if model["arch"] == "ensemble" else ""
+        nested = model["arch"] == "ensemble"
+        # (spec, key prefix in this checkpoint's state) of each network it adds
+        parts = [(m, f"members.{i}.") for i, m in enumerate(model["settings"]["members"])] if nested else [(model, "")]
+        for part, prefix in parts:
             state.update({f"members.{len(specs)}.{k[len(prefix):]}": v for k, v in model["state_dict"].items()
                           if k.startswith(prefix)})
             specs.append({"arch": part["arch"], "settings": part["settings"]})
