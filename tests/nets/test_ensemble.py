@@ -29,8 +29,9 @@ def test_members_take_the_ensembles_classes_and_its_size_rule_is_theirs():
     assert net.settings["members"][0]["settings"] == {"base_filters": 4, "depth": 3, "in_channels": 1, "num_classes": 7}
 
 
-@pytest.mark.parametrize("bad", [[], [{"arch": "ensemble", "settings": {}}], [{"arch": "nope"}]])
-def test_no_members_a_nested_ensemble_or_an_unknown_network_is_one_error(bad):
+@pytest.mark.parametrize("bad", [[], [{"arch": "ensemble", "settings": {}}], [{"arch": "nope"}],
+                                 [{"settings": {}}], ["resunet"]])
+def test_no_members_a_nested_ensemble_an_unknown_network_or_no_arch_is_one_error(bad):
     with pytest.raises(InputError):
         nets.create("ensemble", num_classes=5, members=bad)
 

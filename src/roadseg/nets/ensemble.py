@@ -47,6 +47,8 @@ class Ensemble(SegNet):
                  members: list[dict[str, Any]] | tuple[dict[str, Any], ...] = DEFAULT_MEMBERS,
                  average: str = "probabilities") -> None:
         super().__init__()
+        if any(not isinstance(m, dict) or "arch" not in m for m in members):
+            raise ValueError('each member is {"arch": name, "settings": {...}}')
         if not members or any(m.get("arch") == "ensemble" for m in members):
             raise ValueError("an ensemble needs one or more members, none of them an ensemble")
         if average not in ("probabilities", "logits"):
