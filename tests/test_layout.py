@@ -16,7 +16,7 @@ ALLOWED = {
     "accel": {"errors", "nets"},
     "inference": FOUNDATIONS | {"accel"},
     "evaluation": FOUNDATIONS | {"inference"},
-    "training": FOUNDATIONS | {"accel", "evaluation"},
+    "training": FOUNDATIONS | {"accel", "evaluation", "inference"},
 }
 
 

@@ -55,6 +55,9 @@ class TrainConfig:
     paste: list = field(default_factory=list)  # class copy-paste: these classes (names or ids) of another sample
     paste_prob: float = 0.5             # over a training sample, with this probability (needs augment or crop)
     loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
+    distill: str | None = None          # a teacher model whose probabilities the network also learns
+    distill_weight: float = 1.0         # the weight of that term (KL divergence, teacher to network)
+    distill_temperature: float = 1.0    # both sides' logits divided by this before the softmax
     class_weights: str = "none"         # none, median-frequency(-augmented) or a JSON/YAML file of weights
     optimizer: str = "adam"             # adam (the notebook), adamw or sgd
     weight_decay: float = 0.0
@@ -124,7 +127,7 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
            "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
-           "paste_prob": (0, 1, True),
+           "paste_prob": (0, 1, True), "distill_weight": (0, None, True), "distill_temperature": (0, None, False),
            "workers": (0, None, True), "cache_gb": (0, None, True)}
 _HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob"}  # ranges whose highest value is itself allowed
 

@@ -82,14 +82,17 @@ class TorchEngine:
                     layer.to(torch.bfloat16)
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits on the engine's device, in the precision they were computed in."""
         if self.precision == "bf16":
             context = torch.autocast(self.device.type, dtype=torch.bfloat16)
         else:
             context = autocast(self.device, enabled=self.precision == "amp")
         with context:
-            logits = self.model(images.to(self.device, memory_format=self.memory_format))
-        return logits.float().cpu()
+            return self.model(images.to(self.device, memory_format=self.memory_format))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logits(images).float().cpu()
 
 
 class WinogradEngine:

@@ -24,6 +24,7 @@ from ..data.class_weights import AUGMENTED, class_weights
 from ..data.loader import augmented_counts, cache_budget, ranks_here
 from ..device import amp_dtype
 from ..errors import InputError
+from .distill import Teacher
 from .distributed import World, is_main_process
 from .init import init_from
 from .losses import make_loss
@@ -117,6 +118,7 @@ class Parts:
     scaler: torch.amp.GradScaler
     memory_format: torch.memory_format
     init: dict[str, Any] | None = None  # what --init copied (training.init_from's summary)
+    teacher: Teacher | None = None      # --distill's model
 
 
 def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool = True) -> Parts:
@@ -167,8 +169,12 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
         counts = augmented_counts(data.train, augmenter, cfg.seed)  # what epoch 0 shows the network
     weights = class_weights(cfg.class_weights, counts, table.num_classes, table.ignore_index)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
+    teacher = None
+    if cfg.distill:
+        crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
+        teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
-                 augmenter, scaler, memory_format, init)
+                 augmenter, scaler, memory_format, init, teacher)
 
 
 def paste_ids(classes: list, table: ClassTable) -> tuple[int, ...]:

@@ -26,6 +26,7 @@ from ..device import autocast
 from ..errors import RoadsegError
 from ..evaluation.metrics import ConfusionMatrix
 from .build import PreparedData, build_parts
+from .distill import distillation_loss
 from .distributed import World
 from .init import set_encoder_trainable
 from .outputs import RunLog
@@ -121,6 +122,9 @@ class Trainer:
             with torch.set_grad_enabled(train), autocast(self.device, cfg.amp):
                 logits = net(images)
                 loss = parts.loss_fn(logits, masks)
+                if train and parts.teacher is not None:
+                    loss = loss + cfg.distill_weight * distillation_loss(
+                        logits, parts.teacher(images), masks, cfg.distill_temperature, self.data.table.ignore_index)
             if not torch.isfinite(loss):
                 raise RoadsegError(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}; "

@@ -1,0 +1,75 @@
+"""Knowledge distillation (`--distill MODEL`): a trained model, the teacher (a checkpoint, run folder,
+exported .pt or shipped name; an ensemble too), labels every training crop with its class
+probabilities, and the network learns them beside the masks: the loss gains
+``distill_weight * T^2 * KL(teacher || network)`` at temperature T, over the labelled pixels (crop
+padding and the ignore id left out). The teacher runs as inference does (`TorchEngine`: batch norms
+folded, bf16 where training runs in bf16) and is never trained; validation does not use it.
+
+Usage::
+
+    teacher = Teacher.load("ens.pt", table, crop=(288, 384), device=device, amp=True)
+    loss = loss + 1.0 * distillation_loss(logits, teacher(images), masks, temperature=1.0, ignore_index=11)
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from ..checkpoint import build_model, class_table_of, load_checkpoint, resolve_model_path, size_multiple_of
+from ..classes import ClassTable
+from ..device import amp_dtype
+from ..errors import InputError
+from ..inference.engines import TorchEngine
+
+
+class Teacher:
+    """A frozen model whose logits the network learns from; call it on a batch of training images."""
+
+    def __init__(self, engine: TorchEngine, source: str) -> None:
+        self.engine, self.source = engine, source
+
+    @classmethod
+    def load(cls, source: str, table: ClassTable, crop: tuple[int, int], device: torch.device,
+             amp: bool) -> "Teacher":
+        """The teacher `source`, checked against the run: the same classes, the same input (RGB in
+        [0,1]) and a size rule the training crops meet."""
+        path = resolve_model_path(source, quiet=True)
+        ckpt = load_checkpoint(path)
+        names = class_table_of(ckpt).names
+        if names != table.names:
+            raise InputError(path, f"the teacher predicts {len(names)} classes ({', '.join(names[:4])} ...), "
+                             f"this run {len(table.names)} ({', '.join(table.names[:4])} ...)",
+                             "distill from a model trained on the same class table")
+        if [float(v) for v in ckpt["input"].get("range", (0.0, 1.0))] != [0.0, 1.0] \
+                or ckpt["input"].get("channels", "RGB") != "RGB":
+            raise InputError(path, "the teacher takes other input than RGB in [0,1], as this run's network does",
+                             "distill from a model roadseg trained")
+        multiple = size_multiple_of(ckpt)
+        if crop[0] % multiple or crop[1] % multiple:
+            raise InputError(path, f"the teacher takes sizes in multiples of {multiple}; the training crops are "
+                             f"{crop[0]}x{crop[1]}", f"choose a --crop (or --size) in multiples of {multiple}")
+        precision = "fp32"
+        if amp and amp_dtype(device) is not None:
+            precision = "amp" if device.type == "cuda" else "bf16"
+        return cls(TorchEngine(build_model(ckpt), device, precision), str(source))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.engine.logits(images)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
+                      temperature: float = 1.0, ignore_index: int | None = None) -> torch.Tensor:
+    """T^2 * the mean over labelled pixels of KL(softmax(teacher/T) || softmax(logits/T))."""
+    classes = logits.shape[1]
+    student = logits.permute(0, 2, 3, 1).reshape(-1, classes)  # channels-last logits: a view, no copy
+    teacher = teacher_logits.permute(0, 2, 3, 1).reshape(-1, classes)
+    labels = target.reshape(-1)
+    keep = (labels >= 0) & (labels < classes)
+    if ignore_index is not None:
+        keep &= labels != ignore_index
+    if not bool(keep.any()):
+        return logits.sum() * 0
+    log_student = (student[keep].float() / temperature).log_softmax(1)
+    log_teacher = (teacher[keep].float() / temperature).log_softmax(1)
+    kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
+    return kl * temperature ** 2
