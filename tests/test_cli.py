@@ -101,16 +101,36 @@ def test_synth_cli(tmp_path):
     assert sorted(p.name for p in (tmp_path / "s" / "CameraMask").iterdir()) == ["000000.png", "000001.png"]
 
 
+def torch_loading(pid: int, timeout: float = 30.0) -> None:
+    """Return once process `pid` has begun loading torch's libraries (so roadseg's handlers are in place):
+    a fixed delay sent the signal before Python had imported roadseg on a loaded machine. Without /proc,
+    a fixed 0.4 s."""
+    maps = f"/proc/{pid}/maps"
+    try:
+        open(maps).close()
+    except OSError:
+        time.sleep(0.4)
+        return
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if "libtorch" in open(maps).read():
+                return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("sig, when, command", [
     (signal.SIGTERM, 3.0, ["synth", "OUT", "--count", "400"]),        # while writing frames
-    (signal.SIGINT, 0.4, ["synth", "OUT", "--count", "400"]),         # while torch is still importing
+    (signal.SIGINT, None, ["synth", "OUT", "--count", "400"]),        # while torch is still importing
 ])
 def test_signals_end_a_command_in_one_line_and_leave_no_temporary_files(tmp_path, sig, when, command):
     """Issue 14, items 25 and 26."""
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "roadseg", *[str(out) if c == "OUT" else c for c in command]],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(when)
+    torch_loading(proc.pid) if when is None else time.sleep(when)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
