@@ -64,6 +64,7 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
     from roadseg.inference.export import onnx_bytes
     from roadseg.inference.processing import Preprocess
     from roadseg.inference.zoo import engine_fps, forward_gflops, int8_fps, val_miou
+    from roadseg.nets.ensemble import network_label
     rows = ["| model | network | parameters | GFLOPs (size) | val mIoU | val mIoU, flip TTA | fp32 frames/s | "
             "INT8 frames/s | training |", "|" + " --- |" * 9]
     for name in models or shipped_names():
@@ -79,7 +80,8 @@ def zoo(models: list[str], data: str, split: str, write: bool) -> int:
         x = pre.tensor(np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8))
         fp32 = engine_fps(OpenVinoEngine(onnx_bytes(ckpt)), x)
         hours = ckpt.get("card", {}).get("cpu_hours", "-")
-        rows.append(f"| {name} | {ckpt['model']['arch']} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
+        network = network_label(ckpt["model"]["arch"], ckpt["model"]["settings"])
+        rows.append(f"| {name} | {network} | {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M | "
                     f"{forward_gflops(net, size, net.in_channels):.1f} ({size[0]}x{size[1]}) | {plain:.4f}{seen_note} | "
                     f"{tta:.4f}{' (trained on val)' if seen else ''} | {fp32:.0f} | {int8_fps(ckpt):.0f} | {str(hours).split(' (')[0]} |")
         print(rows[-1], flush=True)

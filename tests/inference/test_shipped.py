@@ -11,7 +11,7 @@ from roadseg.cli import main
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 
 
-SHIPPED = {"camvid": ("resunet", "352x480"), "camvid-fast": ("fastunet", "288x384"), "camvid-unet": ("unet", "288x384")}
+SHIPPED = {"camvid": ("2 x resunet", "352x480"), "camvid-fast": ("fastunet", "288x384"), "camvid-unet": ("unet", "288x384")}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

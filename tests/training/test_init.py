@@ -111,3 +111,19 @@ def test_class_maps_on_training_and_evaluation(carla_dir, tmp_path, capsys):
     assert main(["evaluate", "--model", "camvid", "--data", str(carla_dir), "--class-map", str(tmp_path / "bad.yaml"),
                  "--classes", "camvid"]) == 2
     assert "names source class 'Spaceship'" in capsys.readouterr().err
+
+
+def test_init_from_the_camvid_ensemble_keeps_each_members_shared_classifier_rows(carla_dir, tmp_path, capsys):
+    """The shipped camvid is two resunets (`--arch ensemble`'s default members): both members' rows of
+    shared classes are copied into a CARLA run, as a single network's are."""
+    out = tmp_path / "ft"
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--init", "camvid", "--arch", "ensemble",
+                 "--epochs", "1", "--size", "64x96", "--batch-size", "4", "--no-progress", "--lr", "1e-9"]) == 0
+    line = capsys.readouterr().out
+    assert "classifier rows of 10 shared classes" in line and "new:" not in line
+    source = load_checkpoint("camvid")["model"]["state_dict"]
+    tuned = load_checkpoint(out / "last.pt")["model"]["state_dict"]
+    car, vehicles = CAMVID_NAMES.index("Car"), CARLA_NAMES.index("Vehicles")
+    for member in ("members.0", "members.1"):
+        key = f"{member}.classifier.weight"
+        assert torch.allclose(tuned[key][vehicles], source[key][car].float(), atol=1e-3)

@@ -1,7 +1,8 @@
 """Starting a run from another model's weights (`--init MODEL`): every tensor whose name and shape
-match is copied; when the class tables differ, the classifier's rows are copied for the classes both
-tables have (`classes.related`: same name, or one class under two names, such as Car and Vehicles)
-and the others keep their fresh initialisation. The network must be the same architecture.
+match is copied; when the class tables differ, the classifier's rows (each member's, in an ensemble) are
+copied for the classes both tables have (`classes.related`: same name, or one class under two names,
+such as Car and Vehicles) and the others keep their fresh initialisation. The network must be the same
+architecture.
 
 Usage: ``summary = init_from(model, "camvid", table)  # {'source', 'taken', 'total', 'new', 'classes'}``
 """
@@ -13,6 +14,12 @@ from ..checkpoint import load_checkpoint, resolve_model_path
 from ..classes import ClassTable, related
 from ..errors import InputError
 from ..nets import SegNet
+
+
+def is_classifier(key: str) -> bool:
+    """Whether a state-dict key is a classifier's (its rows are the classes): `classifier.weight`,
+    smp's `classifier.0.weight`, an ensemble member's `members.0.classifier.weight`."""
+    return "classifier" in key.split(".")[:-1]
 
 
 def init_from(model: SegNet, source: str, table: ClassTable) -> dict[str, Any]:
@@ -29,10 +36,10 @@ def init_from(model: SegNet, source: str, table: ClassTable) -> dict[str, Any]:
     state = model.state_dict()
     taken, new, partial = [], [], []
     for key, value in state.items():
-        if key in src and src[key].shape == value.shape and (same_table or not key.startswith("classifier.")):
+        if key in src and src[key].shape == value.shape and (same_table or not is_classifier(key)):
             state[key] = src[key].to(value.dtype)
             taken.append(key)
-        elif key.startswith("classifier.") and key in src and rows and src[key].shape[1:] == value.shape[1:] \
+        elif is_classifier(key) and key in src and rows and src[key].shape[1:] == value.shape[1:] \
                 and src[key].shape[0] == len(src_names) and value.shape[0] == table.num_classes:
             merged = value.clone()
             for target, origin in rows.items():
