@@ -73,3 +73,12 @@ def test_a_teacher_of_other_classes_is_one_line_and_no_run(carla_dir, tmp_path, 
     assert main(["train", "--data", str(carla_dir), "--out", str(out), "--epochs", "1", *TINY_FLAGS,
                  "--distill", str(tmp_path / "missing.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_teacher_whose_size_rule_the_crops_break_is_one_line_and_no_run(carla_dir, tmp_path, capsys):
+    """camvid-fast (sizes in multiples of 32) over CARLA frames mapped to CamVid's classes at 32x48."""
+    out = tmp_path / "student"
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--epochs", "1", *TINY_FLAGS,
+                 "--class-map", "carla-to-camvid", "--distill", "camvid-fast"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "multiples of 32; the training crops are 32x48" in err[0] and not out.exists()

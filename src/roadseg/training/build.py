@@ -156,9 +156,10 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
     table = data.table
     augmenter = None
+    # what a training step sees; without --crop, scaled frames are padded or cropped back to the training
+    # size (a batch needs one size)
+    crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
     if cfg.augment or cfg.crop or cfg.paste:
-        # without --crop, scaled frames are padded or cropped back to the training size (a batch needs one size)
-        crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
         nets.check_size(crop, model.size_multiple)
         augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
                               cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
@@ -169,10 +170,7 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
         counts = augmented_counts(data.train, augmenter, cfg.seed)  # what epoch 0 shows the network
     weights = class_weights(cfg.class_weights, counts, table.num_classes, table.ignore_index)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
-    teacher = None
-    if cfg.distill:
-        crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
-        teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp)
+    teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp) if cfg.distill else None
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
                  augmenter, scaler, memory_format, init, teacher)
 

@@ -42,7 +42,7 @@ class Teacher:
                              "distill from a model trained on the same class table")
         if [float(v) for v in ckpt["input"].get("range", (0.0, 1.0))] != [0.0, 1.0] \
                 or ckpt["input"].get("channels", "RGB") != "RGB":
-            raise InputError(path, "the teacher takes other input than RGB in [0,1], as this run's network does",
+            raise InputError(path, "the teacher takes input other than RGB in [0,1], which this run's network takes",
                              "distill from a model roadseg trained")
         multiple = size_multiple_of(ckpt)
         if crop[0] % multiple or crop[1] % multiple:
