@@ -20,11 +20,15 @@ def _run(cmd):
     return proc
 
 
-def test_two_gloo_processes_match_one(carla_dir, tmp_path):
+@pytest.mark.parametrize("distill", [False, True])
+def test_two_gloo_processes_match_one(distill, carla_dir, trained, tmp_path):
+    """With --distill too: each rank's teacher labels its own frames, and the term, a mean over the rank's
+    pixels like the cross-entropy, averages over ranks to the single process's."""
     single, multi = tmp_path / "single", tmp_path / "multi"
-    _run([sys.executable, "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(single), *ARGS])
+    args = [*ARGS, "--distill", str(trained / "best.pt")] if distill else ARGS
+    _run([sys.executable, "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(single), *args])
     proc = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                 "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(multi), *ARGS])
+                 "-m", "roadseg", "train", "--data", str(carla_dir), "--out", str(multi), *args])
     assert proc.stdout.count("run written to") == 1  # rank 0 alone reports and writes
     a, b = load_checkpoint(single / "last.pt"), load_checkpoint(multi / "last.pt")
     assert a["data"]["train_images"] == 8 and b["training"]["epoch"] == 2
