@@ -20,13 +20,14 @@ from ..classes import ClassTable
 from ..device import amp_dtype
 from ..errors import InputError
 from ..inference.engines import TorchEngine
+from .losses import labelled, pixel_rows
 
 
 class Teacher:
     """A frozen model whose logits the network learns from; call it on a batch of training images."""
 
-    def __init__(self, engine: TorchEngine, source: str) -> None:
-        self.engine, self.source = engine, source
+    def __init__(self, engine: TorchEngine) -> None:
+        self.engine = engine
 
     @classmethod
     def load(cls, source: str, table: ClassTable, crop: tuple[int, int], device: torch.device,
@@ -51,7 +52,7 @@ class Teacher:
         precision = "fp32"
         if amp and amp_dtype(device) is not None:
             precision = "amp" if device.type == "cuda" else "bf16"
-        return cls(TorchEngine(build_model(ckpt), device, precision), str(source))
+        return cls(TorchEngine(build_model(ckpt), device, precision))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.engine.logits(images)
@@ -60,16 +61,10 @@ class Teacher:
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
                       temperature: float = 1.0, ignore_index: int | None = None) -> torch.Tensor:
     """T^2 * the mean over labelled pixels of KL(softmax(teacher/T) || softmax(logits/T))."""
-    classes = logits.shape[1]
-    student = logits.permute(0, 2, 3, 1).reshape(-1, classes)  # channels-last logits: a view, no copy
-    teacher = teacher_logits.permute(0, 2, 3, 1).reshape(-1, classes)
-    labels = target.reshape(-1)
-    keep = (labels >= 0) & (labels < classes)
-    if ignore_index is not None:
-        keep &= labels != ignore_index
+    keep = labelled(target, logits.shape[1], ignore_index)
     if not bool(keep.any()):
         return logits.sum() * 0
-    log_student = (student[keep].float() / temperature).log_softmax(1)
-    log_teacher = (teacher[keep].float() / temperature).log_softmax(1)
+    log_student = (pixel_rows(logits)[keep].float() / temperature).log_softmax(1)
+    log_teacher = (pixel_rows(teacher_logits)[keep].float() / temperature).log_softmax(1)
     kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
     return kl * temperature ** 2

@@ -31,20 +31,30 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     if logits.ndim == 4 and logits.is_contiguous(memory_format=torch.channels_last):
         # NCHW logits stored as NHWC: the (pixels, classes) view costs no copy, and the log-softmax
         # over its contiguous rows is about ten times faster than over the strided class dimension.
-        logits, target = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]), target.reshape(-1)
+        logits, target = pixel_rows(logits), target.reshape(-1)
     return F.cross_entropy(logits.float(), target, weight=weight,
                            ignore_index=-100 if ignore_index is None else ignore_index)
+
+
+def pixel_rows(logits: torch.Tensor) -> torch.Tensor:
+    """(N,C,H,W) logits as (pixels, C) rows (for channels-last logits a view, no copy)."""
+    return logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+
+
+def labelled(target: torch.Tensor, num_classes: int, ignore_index: int | None) -> torch.Tensor:
+    """Which pixels of `target`, flattened, carry a class id: in [0, num_classes) and not `ignore_index`."""
+    labels = target.reshape(-1)
+    keep = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        keep &= labels != ignore_index
+    return keep
 
 
 def _pixels(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(valid pixels, classes) float logits and their (valid pixels,) labels."""
-    flat = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
-    labels = target.reshape(-1)
-    keep = (labels >= 0) & (labels < logits.shape[1])
-    if ignore_index is not None:
-        keep &= labels != ignore_index
-    return flat[keep], labels[keep]
+    keep = labelled(target, logits.shape[1], ignore_index)
+    return pixel_rows(logits).float()[keep], target.reshape(-1)[keep]
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None,
