@@ -41,3 +41,11 @@ def test_tables_name_an_ensemble_by_its_members():
     assert label("resunet", {"base_filters": 16}) == "resunet"
     assert label("ensemble", nets.create("ensemble", num_classes=3).settings) == "2 x resunet"
     assert label("ensemble", {"members": members()}) == "unet + fastunet"
+
+
+def test_freeze_encoder_holds_each_members_encoder_and_nothing_else():
+    net = nets.create("ensemble", num_classes=5, members=members())
+    held = {id(p) for p in net.encoder_parameters()}
+    assert held == {id(p) for m in net.members for p in m.encoder_parameters()} and held
+    assert all(id(m.classifier.weight) not in held for m in net.members)
+    assert len(held) < len(list(net.parameters()))

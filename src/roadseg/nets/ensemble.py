@@ -61,6 +61,10 @@ class Ensemble(SegNet):
     def size_multiple(self) -> int:
         return math.lcm(*(m.size_multiple for m in self.members))
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """--freeze-encoder holds each member's encoder; their decoders and classifiers still train."""
+        return [p for m in self.members for p in m.encoder_parameters()]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_size(*x.shape[-2:])
         if self.settings["average"] == "logits":
