@@ -64,6 +64,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    "probabilities on every training crop (a checkpoint, run folder or shipped name; an ensemble too)")
     p.add_argument("--distill-weight", type=float, metavar="W", help="the weight of the distillation term in the loss")
     p.add_argument("--distill-temperature", type=float, metavar="T", help="both sides' logits divided by this before the softmax")
+    p.add_argument("--distill-int8", action=argparse.BooleanOptionalAction, default=None, help="run the teacher "
+                   "quantised to INT8 in OpenVINO (CPU only; calibrated on 32 training frames; needs roadseg[openvino])")
     p.add_argument("--class-weights", help="none, median-frequency, median-frequency-augmented or a JSON/YAML list")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="adam is the notebook's")
     p.add_argument("--weight-decay", type=float, help="weight decay (decoupled with adamw)")

@@ -2,11 +2,15 @@
 batch (never on validation), and teachers that do not fit the run refused in one line."""
 import math
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
-from roadseg.checkpoint import load_checkpoint
+from roadseg.checkpoint import class_table_of, load_checkpoint
 from roadseg.cli import main
+from roadseg.errors import InputError
 from roadseg.training import distill
 from roadseg.training.distill import distillation_loss
 
@@ -82,3 +86,44 @@ def test_a_teacher_whose_size_rule_the_crops_break_is_one_line_and_no_run(carla_
                  "--class-map", "carla-to-camvid", "--distill", "camvid-fast"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "multiples of 32; the training crops are 32x48" in err[0] and not out.exists()
+
+
+
+def test_int8_calibration_takes_frames_spread_over_the_split_centre_cropped():
+    frames = [np.full((6, 8, 3), i, np.uint8) for i in range(10)]
+    frames[0][2:4, 2:6] = 200  # the centre of frame 0
+    crops = distill.calibration_crops(lambda i: (frames[i], None), 10, (2, 4), frames=5)
+    assert crops.shape == (5, 2, 4, 3) and crops[:, 0, 0, 0].tolist() == [200, 2, 4, 6, 8]
+    padded = distill.calibration_crops(lambda i: (frames[i], None), 10, (8, 8), frames=1)
+    assert padded.shape == (1, 8, 8, 3) and padded[0, 6:].max() == 0 and padded[0, :6].min() == 0
+
+
+def test_an_int8_teacher_agrees_with_the_float_one_and_a_run_uses_it(trained, carla_dir, tmp_path, capsys,
+                                                                    monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    table = class_table_of(load_checkpoint(trained / "best.pt"))
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((48, 32))) for p in
+                       sorted((carla_dir / "CameraRGB").glob("*.png"))])
+    cpu = torch.device("cpu")
+    exact = distill.Teacher.load(str(trained / "best.pt"), table, (32, 48), cpu, amp=False)
+    int8 = distill.Teacher.load(str(trained / "best.pt"), table, (32, 48), cpu, amp=False, int8_frames=images[:4])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    a, b = exact(x), int8(x)
+    assert b.shape == a.shape and b.dtype == torch.float32
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.9 and not torch.equal(a, b)
+    with pytest.raises(InputError, match="on the CPU"):
+        distill.int8_engine(load_checkpoint(trained / "best.pt"), images[:4], torch.device("cuda"), trained)
+
+    built, real = [], distill.int8_engine
+    monkeypatch.setattr(distill, "int8_engine", lambda *args: built.append(args[1].shape) or real(*args))
+    out = tmp_path / "student"
+    assert main(["train", "--data", str(carla_dir), "--out", str(out), "--epochs", "1", *TINY_FLAGS,
+                 "--distill", str(trained / "best.pt"), "--distill-int8"]) == 0
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["training"]["config"]["distill_int8"] is True
+    assert built == [(ckpt["data"]["train_images"], 32, 48, 3)]  # calibrated once, on the training frames, crop-sized
+    assert main(["train", "--data", str(carla_dir), "--out", str(tmp_path / "none"), "--epochs", "1", *TINY_FLAGS,
+                 "--distill-int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no teacher is given" in err[-1] and not (tmp_path / "none").exists()

@@ -24,7 +24,7 @@ from ..data.class_weights import AUGMENTED, class_weights
 from ..data.loader import augmented_counts, cache_budget, ranks_here
 from ..device import amp_dtype
 from ..errors import InputError
-from .distill import Teacher
+from .distill import Teacher, calibration_crops
 from .distributed import World, is_main_process
 from .init import init_from
 from .losses import make_loss
@@ -170,7 +170,10 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
         counts = augmented_counts(data.train, augmenter, cfg.seed)  # what epoch 0 shows the network
     weights = class_weights(cfg.class_weights, counts, table.num_classes, table.ignore_index)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and amp_dtype(device) == torch.float16)
-    teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp) if cfg.distill else None
+    teacher = None
+    if cfg.distill:
+        frames = calibration_crops(data.train.sample, len(data.train), crop) if cfg.distill_int8 else None
+        teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp, int8_frames=frames)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
                  augmenter, scaler, memory_format, init, teacher)
 

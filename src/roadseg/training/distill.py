@@ -3,15 +3,21 @@ exported .pt or shipped name; an ensemble too), labels every training crop with 
 probabilities, and the network learns them beside the masks: the loss gains
 ``distill_weight * T^2 * KL(teacher || network)`` at temperature T, over the labelled pixels (crop
 padding and the ignore id left out). The teacher runs as inference does (`TorchEngine`: batch norms
-folded, bf16 where training runs in bf16) and is never trained; validation does not use it.
+folded, bf16 where training runs in bf16), or with `--distill-int8` on the CPU quantised to INT8 and run
+in OpenVINO (calibrated on the run's first training frames); it is never trained, and validation does
+not use it.
 
 Usage::
 
     teacher = Teacher.load("ens.pt", table, crop=(288, 384), device=device, amp=True)
+    teacher = Teacher.load("ens.pt", table, crop=(288, 384), device=device, amp=True, int8_frames=frames)
     loss = loss + 1.0 * distillation_loss(logits, teacher(images), masks, temperature=1.0, ignore_index=11)
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -26,14 +32,15 @@ from .losses import labelled, pixel_rows
 class Teacher:
     """A frozen model whose logits the network learns from; call it on a batch of training images."""
 
-    def __init__(self, engine: TorchEngine) -> None:
-        self.engine = engine
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.run = run
 
     @classmethod
     def load(cls, source: str, table: ClassTable, crop: tuple[int, int], device: torch.device,
-             amp: bool) -> "Teacher":
+             amp: bool, int8_frames: np.ndarray | None = None) -> "Teacher":
         """The teacher `source`, checked against the run: the same classes, the same input (RGB in
-        [0,1]) and a size rule the training crops meet."""
+        [0,1]) and a size rule the training crops meet. With `int8_frames` (uint8 NxHxWx3 training
+        frames for calibration) it runs quantised to INT8 in OpenVINO, on the CPU only."""
         path = resolve_model_path(source, quiet=True)
         ckpt = load_checkpoint(path)
         names = class_table_of(ckpt).names
@@ -49,13 +56,45 @@ class Teacher:
         if crop[0] % multiple or crop[1] % multiple:
             raise InputError(path, f"the teacher takes sizes in multiples of {multiple}; the training crops are "
                              f"{crop[0]}x{crop[1]}", f"choose a --crop (or --size) in multiples of {multiple}")
+        if int8_frames is not None:
+            return cls(int8_engine(ckpt, int8_frames, device, path))
         precision = "fp32"
         if amp and amp_dtype(device) is not None:
             precision = "amp" if device.type == "cuda" else "bf16"
-        return cls(TorchEngine(build_model(ckpt), device, precision))
+        return cls(TorchEngine(build_model(ckpt), device, precision).logits)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.engine.logits(images)
+        return self.run(images)
+
+
+def int8_engine(ckpt: dict[str, Any], frames: np.ndarray, device: torch.device,
+                path: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The teacher quantised to INT8 (`inference.export.quantize_int8`, calibrated on `frames`) in an
+    OpenVINO engine: fp32 CPU images in, fp32 logits out."""
+    if device.type != "cpu":
+        raise InputError(path, f"--distill-int8 runs the teacher in OpenVINO on the CPU; this run trains on {device}",
+                         "drop --distill-int8 (on a GPU the teacher runs in mixed precision)")
+    from ..inference.engines import OpenVinoEngine
+    from ..inference.export import onnx_bytes, quantize_int8
+    from ..inference.processing import Preprocess
+    engine = OpenVinoEngine(quantize_int8(onnx_bytes(ckpt), frames, Preprocess(ckpt["input"])))
+    return lambda images: engine(images.float())
+
+
+def calibration_crops(sample: Callable[[int], tuple[np.ndarray, np.ndarray]], count: int, crop: tuple[int, int],
+                      frames: int = 32) -> np.ndarray:
+    """Up to `frames` training frames spread over the split (`sample(i)` -> (image, mask)), each
+    centre-cropped to the training crop: what `--distill-int8` calibrates on."""
+    picks = range(0, count, max(count // frames, 1))
+    out = []
+    for i in list(picks)[:frames]:
+        image = sample(i)[0]
+        top, left = max((image.shape[0] - crop[0]) // 2, 0), max((image.shape[1] - crop[1]) // 2, 0)
+        part = image[top:top + crop[0], left:left + crop[1]]
+        padded = np.zeros((crop[0], crop[1], 3), np.uint8)  # a frame smaller than the crop: padded as crops are
+        padded[:part.shape[0], :part.shape[1]] = part
+        out.append(padded)
+    return np.stack(out)
 
 
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
