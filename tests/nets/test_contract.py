@@ -136,6 +136,9 @@ def test_openvino_fp32_matches_and_int8_runs(name):
     with torch.no_grad():
         expected = net(x)
     close(OpenVinoEngine(data)(x), expected)
+    one = OpenVinoEngine(data, threads=1)
+    close(one(x), expected)
+    assert [c.get_property("INFERENCE_NUM_THREADS") for c in one._compiled.values()] == [1]
     frames = (x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
     int8 = OpenVinoEngine(quantize_int8(data, frames, Preprocess(ckpt["input"])))(x)
     assert int8.shape == expected.shape and torch.isfinite(int8).all()

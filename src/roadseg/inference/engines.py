@@ -157,11 +157,15 @@ class OpenVinoEngine:
 
     name = "openvino"
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        """`threads`: how many CPU threads it may use (None: OpenVINO's choice, every core)."""
         ov = require("openvino", "openvino", "the openvino backend")
         self._ov, self._core = ov, ov.Core()
         self._model = self._core.read_model(io.BytesIO(data))
         self._compiled: dict[tuple[int, ...], Any] = {}
+        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            self._config["INFERENCE_NUM_THREADS"] = str(int(threads))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         shape = tuple(images.shape)
@@ -169,8 +173,7 @@ class OpenVinoEngine:
         if compiled is None:
             model = self._model.clone()
             model.reshape({model.inputs[0]: self._ov.PartialShape(list(shape))})
-            compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                               "INFERENCE_PRECISION_HINT": "f32"})
+            compiled = self._core.compile_model(model, "CPU", self._config)
             self._compiled[shape] = compiled
         return torch.from_numpy(np.array(compiled(np.ascontiguousarray(images.numpy(), dtype=np.float32))[0]))
 

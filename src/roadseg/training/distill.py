@@ -77,7 +77,9 @@ def int8_engine(ckpt: dict[str, Any], frames: np.ndarray, device: torch.device,
     from ..inference.engines import OpenVinoEngine
     from ..inference.export import onnx_bytes, quantize_int8
     from ..inference.processing import Preprocess
-    engine = OpenVinoEngine(quantize_int8(onnx_bytes(ckpt), frames, Preprocess(ckpt["input"])))
+    # as many threads as training has (torchrun gives each process its share)
+    engine = OpenVinoEngine(quantize_int8(onnx_bytes(ckpt), frames, Preprocess(ckpt["input"])),
+                            threads=torch.get_num_threads())
     return lambda images: engine(images.float())
 
 
