@@ -88,7 +88,6 @@ def test_a_teacher_whose_size_rule_the_crops_break_is_one_line_and_no_run(carla_
     assert len(err) == 1 and "multiples of 32; the training crops are 32x48" in err[0] and not out.exists()
 
 
-
 def test_int8_calibration_takes_frames_spread_over_the_split_centre_cropped():
     frames = [np.full((6, 8, 3), i, np.uint8) for i in range(10)]
     frames[0][2:4, 2:6] = 200  # the centre of frame 0
@@ -123,6 +122,7 @@ def test_an_int8_teacher_agrees_with_the_float_one_and_a_run_uses_it(trained, ca
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["training"]["config"]["distill_int8"] is True
     assert built == [(ckpt["data"]["train_images"], 32, 48, 3)]  # calibrated once, on the training frames, crop-sized
+    capsys.readouterr()
     assert main(["train", "--data", str(carla_dir), "--out", str(tmp_path / "none"), "--epochs", "1", *TINY_FLAGS,
                  "--distill-int8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
