@@ -85,14 +85,15 @@ def int8_engine(ckpt: dict[str, Any], frames: np.ndarray, device: torch.device,
 def calibration_crops(sample: Callable[[int], tuple[np.ndarray, np.ndarray]], count: int, crop: tuple[int, int],
                       frames: int = 32) -> np.ndarray:
     """Up to `frames` training frames spread over the split (`sample(i)` -> (image, mask)), each
-    centre-cropped to the training crop: what `--distill-int8` calibrates on."""
+    centre-cropped to the training crop (zero-padded where smaller; training crops pad with zeros too,
+    centred, which does not change the value ranges calibration reads): what `--distill-int8` calibrates on."""
     picks = range(0, count, max(count // frames, 1))
     out = []
     for i in list(picks)[:frames]:
         image = sample(i)[0]
         top, left = max((image.shape[0] - crop[0]) // 2, 0), max((image.shape[1] - crop[1]) // 2, 0)
         part = image[top:top + crop[0], left:left + crop[1]]
-        padded = np.zeros((crop[0], crop[1], 3), np.uint8)  # a frame smaller than the crop: padded as crops are
+        padded = np.zeros((crop[0], crop[1], 3), np.uint8)  # a frame smaller than the crop: zeros below and right
         padded[:part.shape[0], :part.shape[1]] = part
         out.append(padded)
     return np.stack(out)
