@@ -52,13 +52,14 @@ def test_predict_with_onnx_backend(trained, carla_dir, tmp_path):
     assert (a == b).mean() > 0.999
 
 
-def test_onnx_files_carry_metadata_and_int8_stays_close(trained, carla_dir, tmp_path, capsys):
+def test_onnx_files_carry_metadata_and_int8_stays_close(trained, carla_dir, tmp_path, capsys, caplog):
     from roadseg.evaluation.evaluate import evaluate
 
     fp32, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx", str(fp32)]) == 0
     assert main(["export", "--model", str(trained / "best.pt"), "--format", "onnx-int8", "--calibration",
                  str(carla_dir), "--calibration-frames", "8", str(int8)]) == 0
+    assert not [r.message for r in caplog.records if "pre-processing" in r.message]  # onnxruntime's advice is taken
     import onnx
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
