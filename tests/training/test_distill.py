@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from roadseg.checkpoint import class_table_of, load_checkpoint
 from roadseg.cli import main
 from roadseg.errors import InputError
-from roadseg.training import distill
+from roadseg.training import distill, run
 from roadseg.training.distill import distillation_loss
 
 
@@ -127,3 +127,10 @@ def test_an_int8_teacher_agrees_with_the_float_one_and_a_run_uses_it(trained, ca
                  "--distill-int8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no teacher is given" in err[-1] and not (tmp_path / "none").exists()
+    # on a GPU machine (--device auto picks CUDA): refused before the data is read
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(run, "prepare_data", lambda cfg: pytest.fail("the data was read"))
+    assert main(["train", "--data", str(carla_dir), "--out", str(tmp_path / "gpu"), "--epochs", "1", *TINY_FLAGS,
+                 "--distill", str(trained / "best.pt"), "--distill-int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "on the CPU" in err[-1] and not (tmp_path / "gpu").exists()

@@ -66,13 +66,18 @@ class Teacher:
         return self.run(images)
 
 
+def refuse_int8_off_cpu(device: torch.device, path: Any) -> None:
+    """--distill-int8 runs the teacher in OpenVINO, which is CPU only: refuse a run on another device."""
+    if device.type != "cpu":
+        raise InputError(path, f"--distill-int8 runs the teacher in OpenVINO on the CPU; this run trains on {device}",
+                         "drop --distill-int8 (on a GPU the teacher runs in mixed precision)")
+
+
 def int8_engine(ckpt: dict[str, Any], frames: np.ndarray, device: torch.device,
                 path: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """The teacher quantised to INT8 (`inference.export.quantize_int8`, calibrated on `frames`) in an
     OpenVINO engine: fp32 CPU images in, fp32 logits out."""
-    if device.type != "cpu":
-        raise InputError(path, f"--distill-int8 runs the teacher in OpenVINO on the CPU; this run trains on {device}",
-                         "drop --distill-int8 (on a GPU the teacher runs in mixed precision)")
+    refuse_int8_off_cpu(device, path)
     from ..inference.engines import OpenVinoEngine
     from ..inference.export import onnx_bytes, quantize_int8
     from ..inference.processing import Preprocess

@@ -15,9 +15,11 @@ from typing import Any, Mapping
 
 from ..checkpoint import load_checkpoint
 from ..config import TrainConfig
+from ..device import pick_device
 from ..errors import InputError
 from ..safety import LOCK_NAME, RunLock, is_empty, refuse_deleting_here, refuse_overlap, resolved
 from .build import prepare_data
+from .distill import refuse_int8_off_cpu
 from .loop import Trainer
 from .signals import Interrupted
 from .state import restore
@@ -74,6 +76,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         ckpt = load_checkpoint(out / "last.pt")
         before = TrainConfig.from_dict(ckpt["training"]["config"], str(out / "last.pt"))
         changes = resume_changes(before, cfg)
+    if cfg.distill_int8:  # known before the data is loaded (otherwise the first check is the trainer's)
+        refuse_int8_off_cpu(pick_device(cfg.device), cfg.distill)
     data = prepare_data(cfg)
     trainer = Trainer(cfg, data, out, resume=resume)  # checks every setting before anything is written
     main = trainer.world.main
