@@ -18,6 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from roadseg.data import LAYOUT_FOLDERS, discover
+from roadseg.errors import InputError
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,15 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold", required=True, help="the recording to hold out: the file names' prefix, e.g. 0006R0")
     p.add_argument("--out", required=True, type=Path, help="a new folder, outside this project")
     a = p.parse_args(argv)
-    data, out = a.data.resolve(), a.out.resolve()
-    frames = sorted((data / "train").glob("*.png"))
-    if not frames or not (data / "trainannot").is_dir():
-        print(f"roadseg: {a.data}: no train/*.png and trainannot/ here; give a CamVid folder", file=sys.stderr)
+    out = a.out.resolve()
+    try:
+        pairs = discover(a.data, "camvid").splits["train"]
+    except InputError as e:
+        print(f"roadseg: {e}", file=sys.stderr)
         return 2
-    held = [f for f in frames if f.name.startswith(a.hold)]
-    recordings = sorted({f.name.split("_")[0] for f in frames})
-    if not held or len(held) == len(frames):
-        print(f"roadseg: --hold {a.hold}: matches {len(held)} of {len(frames)} training frames; the recordings "
+    held = [pair for pair in pairs if pair.stem.startswith(a.hold)]
+    recordings = sorted({pair.stem.split("_")[0] for pair in pairs})
+    if not held or len(held) == len(pairs):
+        print(f"roadseg: --hold {a.hold}: matches {len(held)} of {len(pairs)} training frames; the recordings "
               f"are {', '.join(recordings)}", file=sys.stderr)
         return 2
     project = Path(__file__).resolve().parents[1]
@@ -41,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         why = "exists; give a new folder" if out.exists() else "lies inside this project; give a folder outside it"
         print(f"roadseg: {a.out}: {why} (CamVid is research-use data: links to it, not copies)", file=sys.stderr)
         return 2
-    for split, chosen in (("train", [f for f in frames if f not in held]), ("val", held)):
-        for folder, source in ((split, "train"), (split + "annot", "trainannot")):
-            (out / folder).mkdir(parents=True)
-            for f in chosen:
-                (out / folder / f.name).symlink_to(data / source / f.name)
-    print(f"{out}: train {len(frames) - len(held)} frames ({', '.join(r for r in recordings if r != a.hold)}), "
+    for split, chosen in (("train", [pair for pair in pairs if pair not in held]), ("val", held)):
+        images, masks = (out / folder for folder in LAYOUT_FOLDERS["camvid"][split])
+        images.mkdir(parents=True)
+        masks.mkdir(parents=True)
+        for pair in chosen:
+            (images / pair.image.name).symlink_to(pair.image.resolve())
+            (masks / pair.mask.name).symlink_to(pair.mask.resolve())
+    print(f"{out}: train {len(pairs) - len(held)} frames ({', '.join(r for r in recordings if r != a.hold)}), "
           f"val {len(held)} ({a.hold})")
     return 0
 
