@@ -53,3 +53,16 @@ def test_shipped_recipes_resolve(recipe):
     assert cfg.arch in nets.names()
     assert all(getattr(cfg, key) == (tuple(v) if isinstance(getattr(cfg, key), tuple) else v)
                for key, v in values.items())
+
+
+def test_anchored_makes_paths_absolute_and_leaves_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.yaml").write_text("[1, 2]\n")
+    cfg = TrainConfig(data="d", out="runs/x", init="camvid", distill="teacher.pt", class_weights="w.yaml",
+                      class_map="carla08", encoder_weights="imagenet").anchored()
+    assert (cfg.data, cfg.out, cfg.class_weights) == (str(tmp_path / "d"), str(tmp_path / "runs/x"),
+                                                       str(tmp_path / "w.yaml"))
+    # names of built-ins, and paths to nothing here, stay as given (a missing file keeps its own error)
+    assert (cfg.init, cfg.distill, cfg.class_map, cfg.encoder_weights) == ("camvid", "teacher.pt", "carla08",
+                                                                           "imagenet")
+    assert TrainConfig(data="/abs/d", out=str(tmp_path)).anchored().data == "/abs/d"

@@ -9,7 +9,8 @@ Usage::
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -108,11 +109,27 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def anchored(self) -> "TrainConfig":
+        """A copy whose relative paths are absolute (against the working directory), so that the run's
+        config.yaml and checkpoints mean the same files from any directory (a run resumed elsewhere): data and
+        out always, the other PATH_SETTINGS where such a file exists (otherwise they are names: a shipped
+        model, imagenet, median-frequency)."""
+        def absolute(key: str, value: str | None) -> str | None:
+            if not value or os.path.isabs(os.path.expanduser(value)):
+                return value
+            if key in ("data", "out") or os.path.exists(value):
+                return os.path.abspath(os.path.expanduser(value))
+            return value
+        return replace(self, **{key: absolute(key, getattr(self, key)) for key in PATH_SETTINGS})
+
     def save(self, path: str | Path) -> None:
         from .data.imageio import atomic_write
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
+
+# Settings that name a file or folder (some may also name a built-in: a shipped model, a class map).
+PATH_SETTINGS = ("data", "out", "init", "distill", "class_map", "class_weights", "encoder_weights")
 
 _KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
                                       "list": (list, tuple), "None": (type(None),)}

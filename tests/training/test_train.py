@@ -88,6 +88,24 @@ def test_existing_run_not_overwritten(tmp_path, carla_dir):
     assert not (out / "keep.txt").exists() and (out / "last.pt").exists()
 
 
+def test_resume_from_another_directory_and_a_moved_run_folder(tmp_path, carla_dir, monkeypatch):
+    from roadseg.cli import main
+    (tmp_path / "a").mkdir()
+    os.symlink(carla_dir, tmp_path / "a" / "data")
+    monkeypatch.chdir(tmp_path / "a")  # the run names its data and folder relative to here
+    flags = ["--size", "32x48", "--base-filters", "4", "--depth", "3", "--batch-size", "4", "--no-progress"]
+    assert main(["train", "--data", "data", "--out", "run", "--epochs", "1", *flags]) == 0
+    saved = yaml.safe_load(open("run/config.yaml"))
+    assert saved["data"] == str(tmp_path / "a" / "data") and saved["out"] == str(tmp_path / "a" / "run")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "a/run", "--epochs", "2"]) == 0
+    os.rename("a/run", "moved")  # a run folder moved elsewhere resumes where it now is
+    assert main(["train", "--resume", "moved", "--epochs", "3"]) == 0
+    assert load_checkpoint(tmp_path / "moved" / "last.pt")["training"]["epoch"] == 3
+    assert yaml.safe_load(open("moved/config.yaml"))["out"] == str(tmp_path / "moved")
+    assert main(["train", "--resume", "moved", "--epochs", "4", "--data", str(tmp_path)]) == 2  # other data: refused
+
+
 def test_resume_without_checkpoint(tmp_path, carla_dir):
     with pytest.raises(InputError, match="nothing to resume"):
         train(tiny_config(carla_dir, tmp_path / "none"), resume=True)

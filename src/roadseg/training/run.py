@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..checkpoint import load_checkpoint
-from ..config import TrainConfig
+from ..config import PATH_SETTINGS, TrainConfig
 from ..device import pick_device
 from ..errors import InputError
 from ..safety import LOCK_NAME, RunLock, is_empty, refuse_deleting_here, refuse_overlap, resolved
@@ -31,12 +31,15 @@ RESUMABLE = ("epochs", "patience", "progress", "tensorboard", "mlflow", "device"
 
 def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, list[Any]]:
     """The settings `after` changes from the run's own `before`: {key: [old, new]}; a change outside
-    RESUMABLE is an InputError naming the setting."""
+    RESUMABLE is an InputError naming the setting. Paths are compared as the files they name; `out` is
+    where the run is now (a run folder may be moved), not a setting to compare."""
     changes = {}
     old, new = before.to_dict(), after.to_dict()
     for key in TrainConfig.keys():
         a, b = old[key], new[key]
-        if key in ("data", "out"):
+        if key == "out":
+            continue
+        if key in PATH_SETTINGS:
             a, b = (str(resolved(v)) if v else v for v in (a, b))
         if a != b:
             if key not in RESUMABLE:
@@ -65,6 +68,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     """Train the network `cfg` describes; returns the run folder. With `resume`, continue from
     RUN/last.pt. `inputs` names further files the run reads (e.g. {'config': path}): the run folder
     may not be, contain or lie inside any of them, nor the dataset."""
+    cfg = cfg.anchored()  # config.yaml and the checkpoints name the same files from any working directory
     out = Path(cfg.out)
     refuse_overlap(out, {"dataset": cfg.data, **(inputs or {})})
     if overwrite and not resume:
