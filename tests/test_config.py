@@ -66,3 +66,7 @@ def test_anchored_makes_paths_absolute_and_leaves_names(tmp_path, monkeypatch):
     assert (cfg.init, cfg.distill, cfg.class_map, cfg.encoder_weights) == ("camvid", "teacher.pt", "carla08",
                                                                            "imagenet")
     assert TrainConfig(data="/abs/d", out=str(tmp_path)).anchored().data == "/abs/d"
+    (tmp_path / "camvid").mkdir()  # a dataset folder named like a shipped model does not hide the model
+    (tmp_path / "run").mkdir()  # a run folder given to --init is a path
+    assert TrainConfig(data="camvid", init="camvid", distill="run").anchored().init == "camvid"
+    assert TrainConfig(data="camvid", init="camvid", distill="run").anchored().distill == str(tmp_path / "run")

@@ -112,12 +112,16 @@ class TrainConfig:
     def anchored(self) -> "TrainConfig":
         """A copy whose relative paths are absolute (against the working directory), so that the run's
         config.yaml and checkpoints mean the same files from any directory (a run resumed elsewhere): data and
-        out always, the other PATH_SETTINGS where such a file exists (otherwise they are names: a shipped
-        model, imagenet, median-frequency)."""
+        out always, the other PATH_SETTINGS where such a file exists; a name stays a name (a shipped model,
+        as `--init`/`--distill` read it even beside a folder of that name; imagenet, median-frequency)."""
+        from .checkpoint import shipped_names
+
         def absolute(key: str, value: str | None) -> str | None:
             if not value or os.path.isabs(os.path.expanduser(value)):
                 return value
-            if key in ("data", "out") or os.path.exists(value):
+            is_file = os.path.isfile(value)
+            named = key in ("init", "distill") and value in shipped_names()
+            if key in ("data", "out") or is_file or (os.path.isdir(value) and not named):
                 return os.path.abspath(os.path.expanduser(value))
             return value
         return replace(self, **{key: absolute(key, getattr(self, key)) for key in PATH_SETTINGS})
