@@ -17,6 +17,7 @@ from roadseg.errors import InputError
     ("aug_scale: [2, 1]\n", "aug_scale"),
     ("optimizer: adamm\n", "choose one of adam, adamw, sgd"),
     ("loss: focal\n", "unknown loss 'focal'"),
+    ("paste: [Pole]\ncutmix: 0.5\n", "paste (--paste) and cutmix (--cutmix) both paste"),
 ])
 def test_bad_config_values_are_one_line(yaml_text, needle, carla_dir, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(yaml_text)
@@ -29,7 +30,8 @@ def test_bad_config_values_are_one_line(yaml_text, needle, carla_dir, tmp_path, 
 
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
                                          ("--lr", "-0.1"), ("--lr", "inf"), ("--epochs", "0"), ("--epochs", "-2"),
-                                         ("--val-fraction", "1.5"), ("--dropout", "1")])
+                                         ("--val-fraction", "1.5"), ("--dropout", "1"),
+                                         ("--cutmix", "1.5"), ("--cutmix", "-0.5")])
 def test_bad_flag_values_are_one_line(flag, value, carla_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(carla_dir), "--out", str(out), flag, value]) == 2

@@ -58,6 +58,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste", nargs="+", metavar="CLASS", help="class copy-paste: these classes' pixels (names or ids) "
                    "from another training sample, augmented on its own, pasted over a sample (e.g. Pole SignSymbol)")
     p.add_argument("--paste-prob", type=float, help="the share of samples that get a paste")
+    p.add_argument("--cutmix", type=float, metavar="P", help="CutMix: this share of samples get a rectangle (a quarter "
+                   "to a half of the crop) of another training sample, augmented on its own, pasted over them")
     p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
                    "or two joined with + (default ce)")
     p.add_argument("--distill", metavar="MODEL", help="knowledge distillation: also learn this model's class "

@@ -55,6 +55,7 @@ class TrainConfig:
     aug_color: float = 0.2
     paste: list = field(default_factory=list)  # class copy-paste: these classes (names or ids) of another sample
     paste_prob: float = 0.5             # over a training sample, with this probability (needs augment or crop)
+    cutmix: float = 0.0                 # this share of training samples get a rectangle of another (not with paste)
     loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
     distill: str | None = None          # a teacher model whose probabilities the network also learns
     distill_weight: float = 1.0         # the weight of that term (KL divergence, teacher to network)
@@ -149,9 +150,9 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
            "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
-           "paste_prob": (0, 1, True), "distill_weight": (0, None, True), "distill_temperature": (0, None, False),
+           "paste_prob": (0, 1, True), "cutmix": (0, 1, True), "distill_weight": (0, None, True), "distill_temperature": (0, None, False),
            "workers": (0, None, True), "cache_gb": (0, None, True)}
-_HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob"}  # ranges whose highest value is itself allowed
+_HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob", "cutmix"}  # ranges whose highest value is itself allowed
 
 
 def _name(key: str) -> str:
@@ -189,6 +190,9 @@ def validate(cfg: "TrainConfig") -> None:
     if cfg.distill_int8 and not cfg.distill:
         raise InputError(None, f"setting {_name('distill_int8')} quantises a teacher, and no teacher is given",
                          "add --distill MODEL, or drop --distill-int8")
+    if cfg.paste and cfg.cutmix:
+        raise InputError(None, f"settings {_name('paste')} and {_name('cutmix')} both paste another sample over one",
+                         "choose one of them")
 
 
 def parse_size(text: str | Sequence[int]) -> tuple[int, int]:

@@ -65,3 +65,30 @@ def test_donor_is_another_sample_drawn_from_the_seed_alone():
     assert all(0 <= d < 10 and d != i for i, d in taken) and len({d for _, d in taken}) == 10
     assert Augmenter((32, 32)).donor(0, 1, 3, 10) is None  # no paste classes: no draw
     assert Augmenter((32, 32), paste=(5,), paste_prob=1.0).donor(0, 1, 0, 1) is None  # no other sample
+
+
+def test_cutmix_puts_one_rectangle_of_the_donor_over_the_sample():
+    aug = Augmenter((48, 64), scale=(1.0, 1.0), hflip=0.0, cutmix=1.0)
+    image, mask = _sample()
+    donor_mask = (mask + 1) % 11  # differs from the sample everywhere
+    donor_image = np.stack([donor_mask * 20, donor_mask * 0 + 1, donor_mask * 0], axis=2).astype(np.uint8)
+    shares = []
+    for sample in range(30):
+        img, msk = aug.paste_over(image, mask, donor_image, donor_mask, draw=(0, 4, sample))
+        rows, cols = np.nonzero(msk != mask)
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        assert np.array_equal(msk[box], donor_mask[box]) and (msk != mask).sum() == msk[box].size  # one rectangle
+        assert np.array_equal(img[:, :, 0], msk * 20)  # image and mask moved together
+        assert abs(msk[box].shape[0] / msk[box].shape[1] - 48 / 64) < 0.1  # at the crop's aspect
+        shares.append(msk[box].size / msk.size)
+        again = aug.paste_over(image, mask, donor_image, donor_mask, draw=(0, 4, sample))[1]
+        assert np.array_equal(again, msk)  # drawn from (seed, epoch, sample) alone
+    assert 0.23 < min(shares) and max(shares) < 0.52 and max(shares) - min(shares) > 0.1
+    assert len({aug.box((48, 64), (0, 4, s)).argmax() for s in range(30)}) > 10  # anywhere in the crop
+
+
+def test_paste_and_cutmix_are_not_combined():
+    import pytest
+    with pytest.raises(ValueError, match="choose one"):
+        Augmenter((32, 32), paste=(5,), cutmix=0.5)
+    assert Augmenter((32, 32), cutmix=0.5).donor(0, 1, 3, 10) in (None, *range(10))

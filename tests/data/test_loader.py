@@ -28,6 +28,22 @@ def test_batches_do_not_depend_on_workers_or_order(carla_dir):
     assert not torch.equal(alone[0], other_epoch[0])
 
 
+def test_cutmix_is_the_same_with_workers_and_changes_only_mixed_samples(carla_dir):
+    cache = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0], (64, 96), cache_bytes=0)
+    plain = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2)
+    mixing = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2, cutmix=0.5)
+    order = torch.arange(len(cache))
+    here = next(loader.batches(cache, order, len(cache), mixing, seed=1, epoch=2, workers=0))
+    pooled = next(loader.batches(cache, order, len(cache), mixing, seed=1, epoch=2, workers=2))
+    assert torch.equal(here[0], pooled[0]) and torch.equal(here[1], pooled[1])
+    without = next(loader.batches(cache, order, len(cache), plain, seed=1, epoch=2))
+    donors = [mixing.donor(1, 2, i, len(cache)) for i in range(len(cache))]
+    assert any(d is not None for d in donors) and any(d is None for d in donors)
+    for i, d in enumerate(donors):
+        changed = (here[0][i] != without[0][i]).any(0)
+        assert not changed.any() if d is None else changed.float().mean() <= 0.5
+
+
 def test_paste_is_the_same_with_workers_and_changes_only_pasted_samples(carla_dir):
     cache = SampleCache.load(split_pairs(discover(carla_dir), 0.0, 0)[0], (64, 96), cache_bytes=0)
     plain = Augmenter((32, 32), (0.75, 1.5), hflip=0.5, color=0.2)

@@ -331,6 +331,12 @@ def test_paste_trains_and_an_unknown_class_writes_nothing(tmp_path, carla_dir):
     assert yaml.safe_load((run / "config.yaml").read_text())["paste"] == ["Pole", 12]
 
 
+def test_cutmix_alone_trains_and_is_saved(tmp_path, carla_dir):
+    run = train(tiny_config(carla_dir, tmp_path / "r", epochs=1, cutmix=1.0))  # no crop, no augment: whole frames mixed
+    assert yaml.safe_load((run / "config.yaml").read_text())["cutmix"] == 1.0
+    assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
+
+
 def test_augmented_class_weights_count_the_pasted_pixels(tmp_path, carla_dir):
     """median-frequency-augmented: a class pasted into every sample is seen more often, so weighs less
     than median frequency over the frames on disk says."""

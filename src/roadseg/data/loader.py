@@ -39,9 +39,10 @@ class EpochSamples(Dataset):
             self.transform.reseed(self.seed, self.epoch, i)
             image, mask = self.transform(image, mask)
             donor = self.transform.donor(self.seed, self.epoch, i, len(self.cache))
-            if donor is not None:  # class copy-paste: the donor augmented on its own draws
+            if donor is not None:  # class copy-paste or CutMix: the donor augmented on its own draws
                 self.transform.reseed(self.seed, self.epoch, i, donor + 1)
-                image, mask = self.transform.paste_over(image, mask, *self.transform(*self.cache.sample(donor)))
+                image, mask = self.transform.paste_over(image, mask, *self.transform(*self.cache.sample(donor)),
+                                                        draw=(self.seed, self.epoch, i))
         return image, mask
 
 
@@ -71,7 +72,7 @@ def batches(cache: SampleCache, order: torch.Tensor, batch_size: int, transform:
 
 def augmented_counts(cache: SampleCache, transform: Augmenter, seed: int = 0, epoch: int = 0) -> np.ndarray:
     """Per-sample id counts (N, 256) of one epoch of the augmented stream: what the network is shown
-    (crops, scales, class copy-paste), not the frames on disk."""
+    (crops, scales, class copy-paste, CutMix), not the frames on disk."""
     dataset = EpochSamples(cache, transform, seed, epoch)
     return id_counts(dataset[i][1] for i in range(len(dataset)))
 

@@ -159,12 +159,12 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     # what a training step sees; without --crop, scaled frames are padded or cropped back to the training
     # size (a batch needs one size)
     crop = parse_size(cfg.crop) if cfg.crop else tuple(data.size)
-    if cfg.augment or cfg.crop or cfg.paste:
+    if cfg.augment or cfg.crop or cfg.paste or cfg.cutmix:
         nets.check_size(crop, model.size_multiple)
         augmenter = Augmenter(crop, tuple(cfg.aug_scale) if cfg.augment else (1.0, 1.0),
                               cfg.aug_hflip if cfg.augment else 0.0, cfg.aug_color if cfg.augment else 0.0,
                               fill_mask=table.ignore_index if table.ignore_index is not None else 0,
-                              paste=paste_ids(cfg.paste, table), paste_prob=cfg.paste_prob)
+                              paste=paste_ids(cfg.paste, table), paste_prob=cfg.paste_prob, cutmix=cfg.cutmix)
     counts = data.train.counts
     if cfg.class_weights == AUGMENTED and augmenter is not None:
         counts = augmented_counts(data.train, augmenter, cfg.seed)  # what epoch 0 shows the network
