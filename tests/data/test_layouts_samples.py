@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from roadseg.config import parse_size
-from roadseg.data import SampleCache, discover, load_pair, select_split, split_pairs
+from roadseg.data import SampleCache, discover, load_pair, select_split, split_pairs, spread
 from roadseg.data.loader import batches
 from roadseg.nets import check_size
 from roadseg.errors import InputError
@@ -161,3 +161,8 @@ def test_train_on_train_and_val_trains_on_both_and_still_monitors_val(carla_dir,
     own = discover(tmp_path, "camvid")
     both, monitored = split_pairs(own, train_on="train+val")
     assert [p.stem for p in both] == ["train0", "train1", "val0", "val1"] and [p.stem for p in monitored] == ["val0", "val1"]
+
+
+def test_spread_picks_evenly_from_the_first():
+    assert spread(367, 32) == list(range(0, 367, 11))[:32] and len(spread(367, 32)) == 32
+    assert spread(10, 32) == list(range(10)) and spread(64, 4) == [0, 16, 32, 48] and spread(0, 4) == []

@@ -13,8 +13,8 @@ Usage::
 """
 from .layouts import (FORMATS, LAYOUT_FOLDERS, Layout, Pair, discover, pair_folder, raise_first, scan_pairs,
                       select_split, select_trained_split, split_pairs)
-from .samples import SampleCache, check_ids, load_pair, resize_image, resize_mask, to_tensor
+from .samples import SampleCache, check_ids, load_pair, resize_image, resize_mask, spread, to_tensor
 
 __all__ = ["FORMATS", "LAYOUT_FOLDERS", "Layout", "Pair", "SampleCache", "check_ids", "discover", "load_pair",
            "pair_folder", "raise_first", "resize_image", "resize_mask", "scan_pairs", "select_split",
-           "select_trained_split", "split_pairs", "to_tensor"]
+           "select_trained_split", "split_pairs", "spread", "to_tensor"]

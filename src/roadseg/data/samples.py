@@ -21,6 +21,12 @@ from .imageio import read_image, read_mask
 from .layouts import Pair
 from pathlib import Path
 
+def spread(count: int, picks: int) -> list[int]:
+    """Up to `picks` of the indices 0..count-1, evenly spaced from 0 (the calibration frames of INT8 export
+    and of --distill-int8)."""
+    return list(range(0, count, max(count // max(picks, 1), 1)))[:picks]
+
+
 def resize_image(rgb: np.ndarray, size: tuple[int, int] | None, mode: str = "bilinear") -> np.ndarray:
     """Resize an HxWx3 uint8 image to (height, width): bilinear by default, or nearest (the notebook)."""
     if size is None or rgb.shape[:2] == tuple(size):

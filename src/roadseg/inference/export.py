@@ -205,11 +205,10 @@ def quantize_int8(data: bytes, calibration: np.ndarray, preprocess: Preprocess) 
 
 def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, fmt: str = "auto") -> np.ndarray:
     """Up to `count` training frames of a dataset at the model's input size, for INT8 calibration."""
-    from ..data import SampleCache, discover, select_trained_split
+    from ..data import SampleCache, discover, select_trained_split, spread
     layout = discover(data, fmt)
     pairs = select_trained_split(layout, "train", ckpt.get("data", {}))
-    step = max(len(pairs) // count, 1)
-    cache = SampleCache.load(pairs[::step][:count], tuple(ckpt["input"]["size"]), resize=ckpt["input"]["resize"])
+    cache = SampleCache.load([pairs[i] for i in spread(len(pairs), count)], tuple(ckpt["input"]["size"]), resize=ckpt["input"]["resize"])
     return cache.images.numpy()
 
 

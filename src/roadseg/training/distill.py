@@ -22,6 +22,7 @@ import torch
 
 from ..checkpoint import build_model, class_table_of, load_checkpoint, resolve_model_path, size_multiple_of
 from ..classes import ClassTable
+from ..data import spread
 from ..device import amp_dtype
 from ..errors import InputError
 from ..inference.engines import TorchEngine
@@ -92,9 +93,8 @@ def calibration_crops(sample: Callable[[int], tuple[np.ndarray, np.ndarray]], co
     """Up to `frames` training frames spread over the split (`sample(i)` -> (image, mask)), each
     centre-cropped to the training crop (zero-padded where smaller; training crops pad with zeros too,
     centred, which does not change the value ranges calibration reads): what `--distill-int8` calibrates on."""
-    picks = range(0, count, max(count // frames, 1))
     out = []
-    for i in list(picks)[:frames]:
+    for i in spread(count, frames):
         image = sample(i)[0]
         top, left = max((image.shape[0] - crop[0]) // 2, 0), max((image.shape[1] - crop[1]) // 2, 0)
         part = image[top:top + crop[0], left:left + crop[1]]
