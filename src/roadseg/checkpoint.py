@@ -113,16 +113,27 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt")) if WEIGHTS_DIR.is_dir() else []
 
 
+def model_source(name: str | Path) -> str | None:
+    """What a model argument names, read in this order: "file", "shipped" (a shipped model's name, never
+    hidden by a folder of that name), "folder" (a run folder), or None (nothing)."""
+    path = Path(name)
+    if path.is_file():
+        return "file"
+    if isinstance(name, str) and name in shipped_names():
+        return "shipped"
+    return "folder" if path.is_dir() else None
+
+
 def resolve_model_path(name: str | Path, quiet: bool = False) -> Path:
     """A checkpoint file, a shipped model name (e.g. 'camvid'), or a run folder (its best.pt, said on
     stderr unless `quiet`). A shipped name is never hidden by a folder of the same name (a dataset
     called camvid/, say)."""
-    path = Path(name)
-    if path.is_file():
+    path, kind = Path(name), model_source(name)
+    if kind == "file":
         return path
-    if isinstance(name, str) and name in shipped_names():
+    if kind == "shipped":
         return WEIGHTS_DIR / f"{name}.pt"
-    if path.is_dir():
+    if kind == "folder":
         best = path / "best.pt"
         if best.is_file():
             if not quiet:

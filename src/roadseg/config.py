@@ -115,16 +115,13 @@ class TrainConfig:
         config.yaml and checkpoints mean the same files from any directory (a run resumed elsewhere): data and
         out always, the other PATH_SETTINGS where such a file exists; a name stays a name (a shipped model,
         as `--init`/`--distill` read it even beside a folder of that name; imagenet, median-frequency)."""
-        from .checkpoint import shipped_names
+        from .checkpoint import model_source
 
         def absolute(key: str, value: str | None) -> str | None:
             if not value or os.path.isabs(os.path.expanduser(value)):
                 return value
-            is_file = os.path.isfile(value)
-            named = key in ("init", "distill") and value in shipped_names()
-            if key in ("data", "out") or is_file or (os.path.isdir(value) and not named):
-                return os.path.abspath(os.path.expanduser(value))
-            return value
+            local = model_source(value) in ("file", "folder") if key in ("init", "distill") else os.path.exists(value)
+            return os.path.abspath(os.path.expanduser(value)) if key in ("data", "out") or local else value
         return replace(self, **{key: absolute(key, getattr(self, key)) for key in PATH_SETTINGS})
 
     def save(self, path: str | Path) -> None:
