@@ -147,8 +147,8 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "patience": (0, None, True), "warmup_epochs": (0, None, True), "aug_hflip": (0, 1, True),
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
            "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
-           "paste_prob": (0, 1, True), "cutmix": (0, 1, True), "distill_weight": (0, None, True), "distill_temperature": (0, None, False),
-           "workers": (0, None, True), "cache_gb": (0, None, True)}
+           "paste_prob": (0, 1, True), "cutmix": (0, 1, True), "distill_weight": (0, None, True),
+           "distill_temperature": (0, None, False), "workers": (0, None, True), "cache_gb": (0, None, True)}
 _HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob", "cutmix"}  # ranges whose highest value is itself allowed
 
 

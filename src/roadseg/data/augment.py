@@ -4,8 +4,9 @@ Random scale, pad-if-needed and random crop to the training crop, horizontal fli
 jitter; optionally a class copy-paste: the pixels of rare classes (poles, signs) from another training
 sample, augmented on its own, pasted over this one, so the network sees them against more
 backgrounds; or CutMix (Yun et al., ICCV 2019, for segmentation as in French et al., BMVC 2020): a
-rectangle of another sample (a quarter to a half of the crop, at its aspect) pasted over this one. The random stream is reseeded from (seed, epoch, sample) before each sample, so a
-resumed run, any number of DataLoader workers and any rank see the same augmentation of a sample.
+rectangle of another sample (a quarter to a half of the crop, at its aspect) pasted over this one. The
+random stream is reseeded from (seed, epoch, sample) before each sample, so a resumed run, any number of
+DataLoader workers and any rank see the same augmentation of a sample.
 
 Usage::
 

@@ -21,6 +21,7 @@ from .imageio import read_image, read_mask
 from .layouts import Pair
 from pathlib import Path
 
+
 def spread(count: int, picks: int) -> list[int]:
     """Up to `picks` of the indices 0..count-1, evenly spaced from 0 (the calibration frames of INT8 export
     and of --distill-int8)."""

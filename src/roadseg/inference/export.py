@@ -208,7 +208,8 @@ def calibration_frames(ckpt: dict[str, Any], data: str | Path, count: int = 32, 
     from ..data import SampleCache, discover, select_trained_split, spread
     layout = discover(data, fmt)
     pairs = select_trained_split(layout, "train", ckpt.get("data", {}))
-    cache = SampleCache.load([pairs[i] for i in spread(len(pairs), count)], tuple(ckpt["input"]["size"]), resize=ckpt["input"]["resize"])
+    cache = SampleCache.load([pairs[i] for i in spread(len(pairs), count)], tuple(ckpt["input"]["size"]),
+                             resize=ckpt["input"]["resize"])
     return cache.images.numpy()
 
 
