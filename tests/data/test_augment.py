@@ -47,7 +47,7 @@ def test_paste_puts_the_donors_classes_over_the_sample():
     image, mask = _sample()
     donor_mask = np.roll(mask, 7, axis=1)
     donor_image = np.stack([donor_mask * 20, donor_mask * 0 + 1, donor_mask * 0], axis=2).astype(np.uint8)
-    img, msk = aug.paste_over(image, mask, donor_image, donor_mask)
+    img, msk = aug.paste_over(image, mask, donor_image, donor_mask, draw=(0, 4, 1))
     pasted = np.isin(donor_mask, (3, 5))
     assert np.array_equal(msk[pasted], donor_mask[pasted]) and np.array_equal(msk[~pasted], mask[~pasted])
     assert np.array_equal(img[:, :, 0], msk * 20)  # image and mask moved together

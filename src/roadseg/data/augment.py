@@ -65,7 +65,7 @@ class Augmenter:
         return other + (other >= sample)
 
     def paste_over(self, image: np.ndarray, mask: np.ndarray, donor_image: np.ndarray,
-                   donor_mask: np.ndarray, draw: tuple[int, ...] = (0,)) -> tuple[np.ndarray, np.ndarray]:
+                   donor_mask: np.ndarray, *, draw: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """`image` and `mask` with the donor's pixels of the `paste` classes put over them (same size); with
         `cutmix`, the donor's pixels in a rectangle drawn from `draw` (seed, epoch, sample) alone."""
         if donor_mask.shape != mask.shape:
