@@ -31,8 +31,9 @@ from .errors import InputError
 FORMAT_VERSION = 2
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # What a resumable training checkpoint holds beyond the model: restored by the trainer (with --ema the
-# model entry holds the averaged weights and `training_weights` the ones the optimizer steps).
-RUN_STATE = ("optimizer", "scheduler", "scaler", "rng", "training_weights", "ema_steps")
+# model entry holds the averaged weights and `training_weights` the ones the optimizer steps; with
+# --aux-weight `aux_heads` holds the deep-supervision heads, which no model keeps).
+RUN_STATE = ("optimizer", "scheduler", "scaler", "rng", "training_weights", "ema_steps", "aux_heads")
 # The parts a user of a model needs (`slim` keeps these).
 MODEL_PARTS = ("model", "classes", "input", "data", "training", "card")
 _REQUIRED = (("model", "settings", dict), ("model", "state_dict", dict), ("classes", "names", list),

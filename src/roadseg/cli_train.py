@@ -62,6 +62,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    "to a half of the crop) of another training sample, augmented on its own, pasted over them")
     p.add_argument("--loss", choices=LOSSES, help="ce (the notebook's), ohem (hard pixels only), dice, lovasz, "
                    "or two joined with + (default ce)")
+    p.add_argument("--aux-weight", type=float, metavar="W", help="deep supervision: classifier heads on the coarser "
+                   "decoder stages during training, the mean of their losses times W added (unet, fastunet, resunet)")
     p.add_argument("--distill", metavar="MODEL", help="knowledge distillation: also learn this model's class "
                    "probabilities on every training crop (a checkpoint, run folder or shipped name; an ensemble too)")
     p.add_argument("--distill-weight", type=float, metavar="W", help="the weight of the distillation term in the loss")

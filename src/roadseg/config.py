@@ -57,6 +57,8 @@ class TrainConfig:
     paste_prob: float = 0.5             # over a training sample, with this probability (needs augment or crop)
     cutmix: float = 0.0                 # this share of training samples get a rectangle of another (not with paste)
     loss: str = "ce"                    # ce, ohem, dice, lovasz, or two joined with +
+    aux_weight: float = 0.0             # deep supervision: heads on the coarser decoder stages, their loss times
+                                        # this added (training only; unet, fastunet, resunet); 0 = off
     distill: str | None = None          # a teacher model whose probabilities the network also learns
     distill_weight: float = 1.0         # the weight of that term (KL divergence, teacher to network)
     distill_temperature: float = 1.0    # both sides' logits divided by this before the softmax
@@ -148,6 +150,7 @@ _RANGES = {"epochs": (1, None, True), "batch_size": (1, None, True), "lr": (0, N
            "aug_color": (0, None, True), "base_filters": (1, None, True), "depth": (2, None, True),
            "num_classes": (1, 256, True), "ema": (0, 1, True), "freeze_encoder": (0, None, True),
            "paste_prob": (0, 1, True), "cutmix": (0, 1, True), "distill_weight": (0, None, True),
+           "aux_weight": (0, None, True),
            "distill_temperature": (0, None, False), "workers": (0, None, True), "cache_gb": (0, None, True)}
 _HIGH_ALLOWED = {"num_classes", "aug_hflip", "paste_prob", "cutmix"}  # ranges whose highest value is itself allowed
 

@@ -24,6 +24,7 @@ from ..data.class_weights import AUGMENTED, class_weights
 from ..data.loader import augmented_counts, cache_budget, ranks_here
 from ..device import amp_dtype
 from ..errors import InputError
+from .aux import AuxHeads, WithHeads
 from .distill import Teacher, calibration_crops
 from .distributed import World, is_main_process
 from .init import init_from
@@ -119,6 +120,7 @@ class Parts:
     memory_format: torch.memory_format
     init: dict[str, Any] | None = None  # what --init copied (training.init_from's summary)
     teacher: Teacher | None = None      # --distill's model
+    aux: AuxHeads | None = None         # --aux-weight's training-only heads (deep supervision)
 
 
 def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool = True) -> Parts:
@@ -130,6 +132,9 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
     init = init_from(model, cfg.init, data.table) if cfg.init and fresh else None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
+    aux = None
+    if cfg.aux_weight:
+        aux = AuxHeads.attach(model, data.table.num_classes).to(device, memory_format=memory_format)
     # fp32 steps on the CPU run the wide 3x3 convs as Winograd (bf16 autocast steps do not)
     if cfg.winograd and device.type == "cpu" and not cfg.compile:
         from ..accel.training import use_for_training
@@ -140,17 +145,21 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
         from ..accel.norm import use_native_norm
         from ..accel.resize import use_native_resize
         use_native_resize(model)
-        use_native_norm(model)
+        for module in (model, aux):
+            if module is not None:
+                use_native_norm(module)
     net: torch.nn.Module = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
         if cfg.sync_bn and cfg.batch_norm and device.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+        net = DistributedDataParallel(net if aux is None else WithHeads(net, aux),  # the heads' gradients averaged too
+                                      device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=cfg.freeze_encoder > 0)
     if cfg.compile:
         net = torch.compile(net)
-    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    optimizer = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay)
     batch = world.local_batch(cfg.batch_size)
     steps = math.ceil(math.ceil(len(data.train) / world.size) / batch)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs, steps, cfg.warmup_epochs)
@@ -175,7 +184,7 @@ def build_parts(cfg: TrainConfig, data: PreparedData, world: World, fresh: bool 
         frames = calibration_crops(data.train.sample, len(data.train), crop) if cfg.distill_int8 else None
         teacher = Teacher.load(cfg.distill, table, crop, device, cfg.amp, int8_frames=frames)
     return Parts(model, net, optimizer, scheduler, make_loss(cfg.loss, table.ignore_index, weights), weights,
-                 augmenter, scaler, memory_format, init, teacher)
+                 augmenter, scaler, memory_format, init, teacher, aux)
 
 
 def paste_ids(classes: list, table: ClassTable) -> tuple[int, ...]:

@@ -125,6 +125,8 @@ class Trainer:
                 if train and parts.teacher is not None:
                     loss = loss + cfg.distill_weight * distillation_loss(
                         logits, parts.teacher(images), masks, cfg.distill_temperature, self.data.table.ignore_index)
+                if train and parts.aux is not None:
+                    loss = loss + cfg.aux_weight * parts.aux.loss(parts.loss_fn, masks)
             if not torch.isfinite(loss):
                 raise RoadsegError(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}; "

@@ -1,6 +1,6 @@
 """A training run's checkpoint: what the trainer hands to the checkpoint format (`make_checkpoint`)
 and how it restores itself from `last.pt` for an exact resume (weights, optimizer, schedule,
-scaler, random state, epoch, history).
+scaler, random state, epoch, history; deep supervision's heads).
 
 Usage::
 
@@ -39,6 +39,8 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
         if trainer.ema is not None:
             run_state["training_weights"] = {k: v.detach().cpu().clone() for k, v in parts.model.state_dict().items()}
             run_state["ema_steps"] = int(trainer.ema.n_averaged)
+        if parts.aux is not None:
+            run_state["aux_heads"] = {k: v.detach().cpu().clone() for k, v in parts.aux.state_dict().items()}
     return make_checkpoint(trainer.eval_model, data.table,
                            input_description(data.size, cfg.resize, parts.model.size_multiple),
                            data=source, training=training, **run_state)
@@ -53,6 +55,8 @@ def restore(trainer: "Trainer", ckpt: dict[str, Any]) -> None:
         trainer.ema.n_averaged.fill_(ckpt["ema_steps"])
     else:
         parts.model.load_state_dict(ckpt["model"]["state_dict"])
+    if parts.aux is not None:
+        parts.aux.load_state_dict(ckpt["aux_heads"])
     parts.optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scheduler"):
         parts.scheduler.load_state_dict(ckpt["scheduler"])
