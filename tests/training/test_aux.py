@@ -67,7 +67,7 @@ def test_training_with_heads_resumes_exactly_and_keeps_them_out_of_the_model(tmp
 
 
 def test_heads_train_under_torchrun(carla_dir, tmp_path):
-    """Two processes: DistributedDataParallel holds the network and the heads (both ranks step the same heads)."""
+    """Two processes: DistributedDataParallel wraps the network with its heads; the run trains and keeps them."""
     from .test_distributed import _run
     out = tmp_path / "r"
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "roadseg",
