@@ -31,7 +31,8 @@ def test_bad_config_values_are_one_line(yaml_text, needle, carla_dir, tmp_path, 
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
                                          ("--lr", "-0.1"), ("--lr", "inf"), ("--epochs", "0"), ("--epochs", "-2"),
                                          ("--val-fraction", "1.5"), ("--dropout", "1"),
-                                         ("--cutmix", "1.5"), ("--cutmix", "-0.5")])
+                                         ("--cutmix", "1.5"), ("--cutmix", "-0.5"), ("--aux-weight", "-1"),
+                                         ("--aux-weight", "nan")])
 def test_bad_flag_values_are_one_line(flag, value, carla_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(carla_dir), "--out", str(out), flag, value]) == 2
