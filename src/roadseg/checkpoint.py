@@ -48,10 +48,15 @@ def input_description(size: tuple[int, int] | list[int], resize: str = "bilinear
             "size_multiple": int(size_multiple)}
 
 
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `module`'s state_dict on the CPU, as checkpoints keep weights."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def network_entry(model: nets.SegNet) -> dict[str, Any]:
     """The network part: registry name, settings, weights (on the CPU) and parameter count."""
     return {"arch": model.arch, "settings": dict(model.settings),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "state_dict": cpu_state(model),
             "parameters": nets.count_parameters(model)}
 
 

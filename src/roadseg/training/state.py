@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoint import input_description, make_checkpoint
+from ..checkpoint import cpu_state, input_description, make_checkpoint
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -37,10 +37,10 @@ def run_checkpoint(trainer: "Trainer", with_optimizer: bool = True) -> dict[str,
         if trainer.device.type == "cuda":
             run_state["rng"]["cuda"] = torch.cuda.get_rng_state(trainer.device)
         if trainer.ema is not None:
-            run_state["training_weights"] = {k: v.detach().cpu().clone() for k, v in parts.model.state_dict().items()}
+            run_state["training_weights"] = cpu_state(parts.model)
             run_state["ema_steps"] = int(trainer.ema.n_averaged)
         if parts.aux is not None:
-            run_state["aux_heads"] = {k: v.detach().cpu().clone() for k, v in parts.aux.state_dict().items()}
+            run_state["aux_heads"] = cpu_state(parts.aux)
     return make_checkpoint(trainer.eval_model, data.table,
                            input_description(data.size, cfg.resize, parts.model.size_multiple),
                            data=source, training=training, **run_state)
